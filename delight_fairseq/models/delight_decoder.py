@@ -1,0 +1,102 @@
+"""DeLighT decoder with incremental (cached) decoding for beam search.
+
+Legend: ``B`` batch, ``T`` target length, ``S`` source length, ``C`` model dim
+``d_m``, ``E`` map dim, ``V`` vocabulary.
+
+Output layer: project ``C -> E``, then logits against the ``V x E`` lookup table
+(tied) or an output matrix of the same shape (untied).
+"""
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.models import FairseqIncrementalDecoder
+
+from ..modules import DeLighTLayer
+from ..modules.norm_act import build_norm
+from .delight_config import block_configs
+from .delight_encoder import build_embedding, build_positions
+
+CACHE_KEY = "blocks"
+
+
+def _reorder(state: Any, new_order: torch.Tensor) -> Any:
+    """Index every tensor of a nested cache dict along its batch dim 0."""
+    if isinstance(state, torch.Tensor):
+        return state.index_select(0, new_order)
+    return {k: _reorder(v, new_order) for k, v in state.items()}
+
+
+class DeLighTDecoder(FairseqIncrementalDecoder):
+    def __init__(self, cfg, dictionary, table: nn.Embedding, tie_output: bool):
+        super().__init__(dictionary)
+        self.embed_dim = cfg.decoder_embed_dim
+        self.padding_idx = dictionary.pad()
+        self.max_target_positions = cfg.max_target_positions
+        self.dropout = cfg.dropout
+        self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
+        self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_target_positions)
+        self.layers = nn.ModuleList(
+            DeLighTLayer(c, encoder_dim=cfg.encoder_embed_dim) for c in block_configs(cfg, "decoder")
+        )
+        self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
+        self.output_proj = nn.Linear(self.embed_dim, table.embedding_dim, bias=False)  # C -> E
+        nn.init.xavier_uniform_(self.output_proj.weight)
+        self.output_weight = None
+        if not tie_output:
+            self.output_weight = nn.Parameter(torch.empty(len(dictionary), table.embedding_dim))  # V x E
+            nn.init.normal_(self.output_weight, mean=0.0, std=table.embedding_dim ** -0.5)
+
+    def forward(
+        self,
+        prev_output_tokens: torch.Tensor,
+        encoder_out: Optional[Dict[str, Any]] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Any]]] = None,
+        features_only: bool = False,
+        **unused,
+    ):
+        """``prev_output_tokens``: ``B x T``. Returns ``(B x T x V logits, extra)``."""
+        x, extra = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
+        if not features_only:
+            x = self.output_layer(x)
+        return x, extra
+
+    def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **unused):
+        positions = self.embed_positions(prev_output_tokens, incremental_state=incremental_state)  # B x T x C
+        cache = None
+        if incremental_state is not None:
+            prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token: B x 1
+            cache = self.get_incremental_state(incremental_state, CACHE_KEY) or {}
+        x = self.embed_tokens(prev_output_tokens) + positions
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = x.transpose(0, 1)  # B x T x C -> T x B x C
+        enc = enc_mask = None
+        if encoder_out is not None and len(encoder_out["encoder_out"]) > 0:
+            enc = encoder_out["encoder_out"][0]  # S x B x C_enc
+            if len(encoder_out["encoder_padding_mask"]) > 0 and encoder_out["encoder_padding_mask"][0].any():
+                enc_mask = encoder_out["encoder_padding_mask"][0]  # B x S
+        inner_states = [x]
+        for i, layer in enumerate(self.layers):
+            block_cache = None if cache is None else cache.setdefault(str(i), {})
+            x = layer(x, causal=True, encoder_out=enc, encoder_padding_mask=enc_mask, cache=block_cache)
+            inner_states.append(x)
+        if cache is not None:
+            self.set_incremental_state(incremental_state, CACHE_KEY, cache)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        # attention weights are not materialised (scaled_dot_product_attention)
+        return x.transpose(0, 1), {"attn": [None], "inner_states": inner_states}  # B x T x C
+
+    def output_layer(self, features: torch.Tensor) -> torch.Tensor:
+        """``B x T x C -> B x T x V``."""
+        weight = self.embed_tokens.table.weight if self.output_weight is None else self.output_weight
+        return F.linear(self.output_proj(features), weight)
+
+    def reorder_incremental_state(self, incremental_state, new_order: torch.Tensor):
+        cache = self.get_incremental_state(incremental_state, CACHE_KEY)
+        if cache is not None:
+            self.set_incremental_state(incremental_state, CACHE_KEY, _reorder(cache, new_order))
+
+    def max_positions(self) -> int:
+        return self.max_target_positions

@@ -1,0 +1,112 @@
+"""The DeLighT block, shared by encoder and decoder (DeLighT Sec. 3.2, Fig. 1b).
+
+Legend: ``T`` target/query length, ``S`` source length, ``B`` batch, ``C`` model dim
+``d_m``, ``D = d_m/2`` attention dim ``d_o``.
+
+    x -> DExTra (C -> D) -> single-head self-attention (D, out C) -> dropout -> + x -> norm
+      [decoder] -> single-head attention over the encoder output -> dropout -> + -> norm
+      -> light FFN (C -> C/4 -> C) -> dropout -> + -> norm
+
+Post-norm as in the authors' translation models; ``normalize_before`` moves each
+norm before its sub-layer (pre-norm, the authors' language models).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .dextra import DExTra
+from .light_ffn import LightFFN
+from .norm_act import build_norm
+from .single_head_attention import SingleHeadAttention
+
+
+@dataclass
+class DeLighTBlockConfig:
+    """Everything one block needs; ``depth``/``width_mult`` come from block-wise scaling."""
+
+    embed_dim: int
+    depth: int
+    width_mult: float
+    max_groups: int
+    ffn_reduction: int = 4
+    activation: str = "swish"
+    norm: str = "ln"
+    normalize_before: bool = False
+    shuffle: bool = True
+    schedule: str = "code"
+    dropout: float = 0.1  # on the attention outputs, before the residual
+    attention_dropout: float = 0.0  # on the attention weights
+    activation_dropout: float = 0.0  # inside the FFN, after the activation
+    dextra_dropout: float = 0.0  # after each DExTra layer
+    ffn_dropout: float = 0.0  # on the FFN output, before the residual
+
+
+class DeLighTLayer(nn.Module):
+    """One DeLighT block; with ``encoder_dim`` set it is a decoder block."""
+
+    def __init__(self, cfg: DeLighTBlockConfig, encoder_dim: Optional[int] = None):
+        super().__init__()
+        if cfg.embed_dim % 2:
+            raise ValueError(f"model dim must be even (attention uses d_m/2), got {cfg.embed_dim}")
+        for name in ("dropout", "ffn_dropout"):
+            p = getattr(cfg, name)
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        c, d = cfg.embed_dim, cfg.embed_dim // 2
+        self.normalize_before = cfg.normalize_before
+        self.dropout, self.ffn_dropout = cfg.dropout, cfg.ffn_dropout
+        self.dextra = DExTra(
+            c, d, d, cfg.depth, cfg.width_mult, cfg.max_groups, activation=cfg.activation,
+            norm=cfg.norm, dropout=cfg.dextra_dropout, shuffle=cfg.shuffle, schedule=cfg.schedule,
+        )
+        self.self_attn = SingleHeadAttention(d, d, c, dropout=cfg.attention_dropout)
+        self.self_attn_norm = build_norm(cfg.norm, c)
+        self.encoder_attn = self.encoder_attn_norm = None
+        if encoder_dim is not None:
+            self.encoder_attn = SingleHeadAttention(c, d, c, kv_features=encoder_dim, dropout=cfg.attention_dropout)
+            self.encoder_attn_norm = build_norm(cfg.norm, c)
+        self.ffn = LightFFN(c, cfg.ffn_reduction, cfg.activation, cfg.activation_dropout)
+        self.ffn_norm = build_norm(cfg.norm, c)
+
+    def _sublayer(self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], norm: nn.Module, p: float) -> torch.Tensor:
+        residual = x
+        if self.normalize_before:
+            x = norm(x)
+        x = residual + F.dropout(fn(x), p=p, training=self.training)
+        return x if self.normalize_before else norm(x)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding_mask: Optional[torch.Tensor] = None,
+        causal: bool = False,
+        encoder_out: Optional[torch.Tensor] = None,
+        encoder_padding_mask: Optional[torch.Tensor] = None,
+        cache: Optional[Dict[str, Dict[str, torch.Tensor]]] = None,
+    ) -> torch.Tensor:
+        """``x``: ``T x B x C``; ``padding_mask``: ``B x T``; ``encoder_out``:
+        ``S x B x C_enc``; ``encoder_padding_mask``: ``B x S``; ``cache``: per-block
+        incremental state (``{'self': {...}, 'cross': {...}}``). Returns ``T x B x C``."""
+        self_cache = cross_cache = None
+        if cache is not None:
+            self_cache = cache.setdefault("self", {})
+            cross_cache = cache.setdefault("cross", {})
+        x = self._sublayer(
+            x,
+            lambda h: self.self_attn(self.dextra(h), key_padding_mask=padding_mask, causal=causal, cache=self_cache),
+            self.self_attn_norm,
+            self.dropout,
+        )
+        if self.encoder_attn is not None:
+            if encoder_out is None:
+                raise ValueError("a decoder block needs encoder_out")
+            x = self._sublayer(
+                x,
+                lambda h: self.encoder_attn(h, encoder_out, key_padding_mask=encoder_padding_mask, cache=cross_cache),
+                self.encoder_attn_norm,
+                self.dropout,
+            )
+        return self._sublayer(x, self.ffn, self.ffn_norm, self.ffn_dropout)

@@ -1,0 +1,123 @@
+"""DExTra, the deep and light-weight expand-reduce transformation (DeLighT Sec. 3.1).
+
+Legend: ``*`` leading dims, ``N_in`` input features, ``P`` features of the input
+projection (``d_m/2`` in a DeLighT block), ``N_out`` output features, ``w_l``/``g_l``
+width/groups of GLT layer ``l``.
+
+Paper, Eq. 2-3: ``N`` GLT layers; the first ``ceil(N/2)`` expand from ``d_m`` to
+``w_m * d_m``, the rest reduce to ``d_o``; layer ``l`` has
+``g_l = min(2^(l-1), g_max)`` groups (mirrored in the reduction half) and every layer
+after the first sees the block's input through the input mixer.
+
+The published parameter counts come from the authors' code, which differs in details
+this module follows by default (``schedule="code"``):
+
+- a dense input layer ``N_in -> P`` and a dense output layer ``(w_N + P) -> N_out``
+  (each with norm, activation and dropout) around the ``N`` GLT layers: the block
+  input is mixed in after every GLT layer, after the last one with a single group
+  (a plain concatenation) that feeds the output layer;
+- widths ``linspace(P, w_m * N_in, ceil(N/2))`` (truncated to int), rounded up to a
+  multiple of ``max(g_max, 8)`` (so that every width splits into the next layer's
+  groups), mirrored for the reduction half;
+- groups ``min(2^l, g_max)`` for ``l = 1..ceil(N/2)``, i.e. starting at 2.
+
+``schedule="paper"`` uses the paper's groups (starting at 1) with everything else the
+same.
+"""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from .group_linear import GroupLinear
+from .input_mixer import mix_inputs
+
+SCHEDULES = ("code", "paper")
+
+
+def default_max_groups(embed_dim: int, base: int = 32) -> int:
+    """``g_max = 2^ceil(log2(d_m / base))`` as in the authors' recipes (d_m 512 -> 16).
+
+    Blocks use ``base = 32``; the embedding's DExTra uses ``base = map_dim``."""
+    return 2 ** max(0, math.ceil(math.log2(embed_dim / base)))
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return int(math.ceil(x / multiple) * multiple)
+
+
+def dextra_schedule(
+    in_features: int,
+    proj_features: int,
+    depth: int,
+    width_mult: float,
+    max_groups: int,
+    schedule: str = "code",
+) -> List[Tuple[int, int]]:
+    """Widths and groups of the ``depth`` GLT layers: ``[(w_l, g_l)]``."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown DExTra schedule {schedule!r}: choose one of {SCHEDULES}")
+    if depth < 1:
+        raise ValueError(f"DExTra depth must be >= 1, got {depth}")
+    if max_groups < 1:
+        raise ValueError(f"DExTra max groups must be >= 1, got {max_groups}")
+    half = math.ceil(depth / 2)
+    first = 1 if schedule == "code" else 0
+    groups = [min(2 ** (l + first), max_groups) for l in range(half)]
+    widest = width_mult * in_features
+    step = 0.0 if half == 1 else (widest - proj_features) / (half - 1)
+    widths = [int(proj_features + step * l + 1e-9) for l in range(half)]
+    widths = [_round_up(w, max(max_groups, 8)) for w in widths]
+    # mirror: N even repeats the widest layer, N odd does not
+    tail = slice(None, None, -1) if depth % 2 == 0 else slice(-2, None, -1)
+    return list(zip(widths + widths[tail], groups + groups[tail]))
+
+
+class DExTra(nn.Module):
+    """``* x N_in -> * x N_out``: input layer, ``depth`` GLT layers with the input
+    mixer after each, output layer."""
+
+    def __init__(
+        self,
+        in_features: int,
+        proj_features: int,
+        out_features: int,
+        depth: int,
+        width_mult: float,
+        max_groups: int,
+        activation: str = "swish",
+        norm: Optional[str] = "ln",
+        dropout: float = 0.0,
+        shuffle: bool = True,
+        schedule: str = "code",
+    ):
+        super().__init__()
+        self.layout = dextra_schedule(in_features, proj_features, depth, width_mult, max_groups, schedule)
+        for w, g in self.layout:
+            if proj_features % g:
+                raise ValueError(
+                    f"DExTra: projection width {proj_features} is not divisible by {g} groups; "
+                    f"choose a model dim divisible by {2 * g} or lower the max groups ({max_groups})"
+                )
+        dense = dict(norm=norm, activation=activation, dropout=dropout)
+        self.input_layer = GroupLinear(in_features, proj_features, 1, **dense)
+        layers, prev = [], proj_features
+        for i, (w, g) in enumerate(self.layout):
+            n_in = prev if i == 0 else prev + proj_features
+            layers.append(GroupLinear(n_in, w, g, shuffle=shuffle, **dense))
+            prev = w
+        self.glt_layers = nn.ModuleList(layers)
+        self.output_layer = GroupLinear(prev + proj_features, out_features, 1, **dense)
+        self.in_features, self.out_features = in_features, out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``* x N_in`` -> ``* x N_out``."""
+        x = self.input_layer(x)  # * x P
+        inp = x
+        for i, layer in enumerate(self.glt_layers):
+            if i > 0:
+                x = mix_inputs(x, inp, layer.groups)  # * x (w_{l-1} + P)
+            x = layer(x)  # * x w_l
+        x = mix_inputs(x, inp, 1)  # * x (w_N + P)
+        return self.output_layer(x)

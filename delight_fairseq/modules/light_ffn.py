@@ -1,0 +1,33 @@
+"""Light-weight feed-forward network (DeLighT Sec. 3.2, "Light-weight FFN").
+
+Legend: ``*`` leading dims, ``C`` model dim (``d_m``), ``r`` reduction factor.
+
+Where the transformer's FFN expands ``C -> 4C -> C``, DeLighT's reduces
+``C -> C/r -> C`` (``r = 4``): DExTra already did the expanding, so the FFN has
+``2 C^2 / r`` weights instead of ``8 C^2``, 16x fewer.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .norm_act import build_activation
+
+
+class LightFFN(nn.Module):
+    def __init__(self, embed_dim: int, reduction: int = 4, activation: str = "swish", activation_dropout: float = 0.0):
+        super().__init__()
+        if reduction < 1 or embed_dim % reduction:
+            raise ValueError(
+                f"FFN reduction factor ({reduction}) must be >= 1 and divide the model dim ({embed_dim})"
+            )
+        if not 0.0 <= activation_dropout < 1.0:
+            raise ValueError(f"activation dropout must be in [0, 1), got {activation_dropout}")
+        self.fc1 = nn.Linear(embed_dim, embed_dim // reduction)
+        self.act = build_activation(activation)
+        self.fc2 = nn.Linear(embed_dim // reduction, embed_dim)
+        self.activation_dropout = activation_dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``* x C`` -> ``* x C``."""
+        x = F.dropout(self.act(self.fc1(x)), p=self.activation_dropout, training=self.training)  # * x C/r
+        return self.fc2(x)

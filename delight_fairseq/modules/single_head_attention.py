@@ -1,0 +1,97 @@
+"""Single-head scaled dot-product attention (DeLighT Sec. 3.2, Eq. 5).
+
+Legend: ``T`` query length, ``S`` key length, ``B`` batch, ``Cq``/``Ck`` query/key
+input features, ``D`` projected features (``d_o = d_m/2`` in DeLighT), ``C`` output.
+
+``Attention(K, Q, V) = softmax(Q K^T / sqrt(D)) V`` with one head: DExTra has already
+learned wide representations, so DeLighT replaces multi-head attention by a single
+head on ``d_o`` features, then projects back to ``d_m``. Computed with
+``F.scaled_dot_product_attention``.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Cache = Dict[str, torch.Tensor]
+
+
+class SingleHeadAttention(nn.Module):
+    """Self-attention (``kv_features is None``: one fused q/k/v projection) or
+    encoder-decoder attention (separate query and key/value projections).
+
+    ``cache`` (a dict the caller owns) enables incremental decoding: self-attention
+    appends this step's keys/values to ``cache['k']``/``cache['v']`` (``B x S x D``);
+    encoder-decoder attention computes them once and reuses them.
+    """
+
+    def __init__(
+        self,
+        q_features: int,
+        proj_features: int,
+        out_features: int,
+        kv_features: Optional[int] = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
+        self.self_attention = kv_features is None
+        self.proj_features = proj_features
+        if self.self_attention:
+            self.qkv_proj = nn.Linear(q_features, 3 * proj_features)
+        else:
+            self.q_proj = nn.Linear(q_features, proj_features)
+            self.kv_proj = nn.Linear(kv_features, 2 * proj_features)
+        self.out_proj = nn.Linear(proj_features, out_features)
+        self.dropout = dropout
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: Optional[torch.Tensor] = None,
+        key_padding_mask: Optional[torch.Tensor] = None,
+        causal: bool = False,
+        cache: Optional[Cache] = None,
+    ) -> torch.Tensor:
+        """``query``: ``T x B x Cq``; ``key``: ``S x B x Ck`` (encoder-decoder only);
+        ``key_padding_mask``: ``B x S``, True at padding. Returns ``T x B x C``."""
+        q_in = query.transpose(0, 1)  # T x B x Cq -> B x T x Cq
+        if self.self_attention:
+            q, k, v = self.qkv_proj(q_in).chunk(3, dim=-1)  # B x T x D each
+            if cache is not None:
+                if "k" in cache:
+                    k = torch.cat([cache["k"], k], dim=1)  # B x S x D
+                    v = torch.cat([cache["v"], v], dim=1)
+                cache["k"], cache["v"] = k, v
+        else:
+            q = self.q_proj(q_in)  # B x T x D
+            if cache is not None and "k" in cache:
+                k, v = cache["k"], cache["v"]
+            else:
+                k, v = self.kv_proj(key.transpose(0, 1)).chunk(2, dim=-1)  # B x S x D each
+                if cache is not None:
+                    cache["k"], cache["v"] = k, v
+        t, s = q.size(1), k.size(1)
+        mask = None
+        if key_padding_mask is not None:
+            mask = ~key_padding_mask.unsqueeze(1)  # B x 1 x S, True = may attend
+        is_causal = causal and t > 1
+        if is_causal and (mask is not None or t != s):
+            # query i sits at absolute position i + (S - T): it sees keys j <= i + S - T
+            allowed = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+            mask = allowed if mask is None else mask & allowed
+            is_causal = False
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # B x T x D
+        return self.out_proj(out.transpose(0, 1))  # T x B x C

@@ -1,0 +1,97 @@
+"""Shared helpers: tiny configs and dictionaries, and the fairseq command line run as
+subprocesses on a generated corpus (as fairseq's own tests/test_binaries.py does)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import delight_fairseq  # noqa: F401  (registers the models)
+from delight_fairseq.models.delight_config import DeLighTTransformerConfig
+from delight_fairseq.models.delight_transformer import DeLighTTransformerModel
+from fairseq.data import Dictionary
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = str(REPO / "delight_fairseq")
+
+
+def make_dictionary(size: int, prefix: str = "w") -> Dictionary:
+    """A fairseq dictionary of exactly ``size`` entries (4 specials included)."""
+    d = Dictionary()
+    for i in range(size - len(d)):
+        d.add_symbol(f"{prefix}{i}")
+    assert len(d) == size
+    return d
+
+
+def tiny_cfg(**overrides) -> DeLighTTransformerConfig:
+    """Distinct encoder/decoder/map dims so that swapped axes fail; no dropout."""
+    base = dict(
+        encoder_embed_dim=64, decoder_embed_dim=48, embed_map_dim=16,
+        encoder_blocks=3, decoder_blocks=2, encoder_min_depth=2, encoder_max_depth=5,
+        decoder_min_depth=3, decoder_max_depth=4, dropout=0.0,
+    )
+    base.update(overrides)
+    return DeLighTTransformerConfig(**base)
+
+
+def build_model(cfg=None, src_dict=None, tgt_dict=None, seed: int = 0) -> DeLighTTransformerModel:
+    torch.manual_seed(seed)
+    src_dict = src_dict or make_dictionary(40)
+    tgt_dict = tgt_dict or (src_dict if (cfg is not None and cfg.share_all_embeddings) else make_dictionary(36, "t"))
+    task = SimpleNamespace(source_dictionary=src_dict, target_dictionary=tgt_dict)
+    return DeLighTTransformerModel.build_model(cfg or tiny_cfg(), task)
+
+
+def num_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def run_cli(tool: str, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
+    """Run ``fairseq-<tool>`` (as ``python -m fairseq_cli.<tool>``) and return it;
+    on failure the assertion shows the output's tail."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    proc = subprocess.run(
+        [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True,
+    )
+    if check:
+        assert proc.returncode == 0, f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+TOY_TRAIN_ARGS = [
+    "--user-dir", PLUGIN, "--cpu", "--arch", "delight_transformer_wmt14_en_de_128",
+    "--encoder-embed-dim", 64, "--decoder-embed-dim", 64, "--embed-map-dim", 32,
+    "--encoder-blocks", 2, "--decoder-blocks", 2,
+    "--encoder-min-depth", 2, "--encoder-max-depth", 3, "--decoder-min-depth", 2, "--decoder-max-depth", 3,
+    "--dropout", 0.0, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", 3e-3,
+    "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 50,
+    "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1,
+    "--max-tokens", 2000, "--seed", 1, "--num-workers", 0, "--data-buffer-size", 0,
+    "--log-format", "simple", "--log-interval", 50, "--no-epoch-checkpoints",
+]
+
+
+@pytest.fixture(scope="session")
+def toy_bin(tmp_path_factory) -> Path:
+    """The demo's synthetic reversal corpus, binarised with a joined dictionary."""
+    root = tmp_path_factory.mktemp("toy")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_toy_data.py"), str(root / "raw")], check=True)
+    run_cli(
+        "preprocess", "--source-lang", "src", "--target-lang", "tgt", "--joined-dictionary", "--workers", 1,
+        "--trainpref", root / "raw" / "train", "--validpref", root / "raw" / "valid",
+        "--testpref", root / "raw" / "test", "--destdir", root / "bin",
+    )
+    return root / "bin"
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint(toy_bin, tmp_path_factory) -> Path:
+    """A delight_transformer trained 400 updates on the toy corpus: its save dir."""
+    save = tmp_path_factory.mktemp("ckpt")
+    run_cli("train", toy_bin, *TOY_TRAIN_ARGS, "--max-update", 400, "--save-dir", save)
+    return save
