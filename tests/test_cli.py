@@ -5,7 +5,7 @@ import shutil
 import sacrebleu
 import torch
 
-from conftest import PLUGIN, TOY_TRAIN_ARGS, run_cli
+from conftest import PLUGIN, REPO, TOY_TRAIN_ARGS, run_cli
 
 GENERATE = ["--user-dir", PLUGIN, "--cpu", "--gen-subset", "test", "--beam", 5,
             "--batch-size", 50, "--required-batch-size-multiple", 1]
@@ -59,3 +59,18 @@ def test_restore_file_starts_a_new_run_from_weights(toy_bin, toy_checkpoint, tmp
     # starts from the trained weights: the first validation loss is already that of a trained model
     first_valid = float(re.search(r"valid on 'valid' subset \| loss ([\d.]+)", out).group(1))
     assert first_valid < 1.5
+
+
+def test_hydra_train_uses_the_same_options(toy_bin, tmp_path):
+    """configs/toy_translation.yaml through fairseq-hydra-train, with overrides."""
+    run_cli(
+        "hydra_train", "--config-dir", REPO / "configs", "--config-name", "toy_translation",
+        f"task.data={toy_bin}", f"common.user_dir={PLUGIN}", f"checkpoint.save_dir={tmp_path / 'ckpt'}",
+        "optimization.max_update=5", "model.encoder_blocks=3", "+model.norm_type=rms", cwd=tmp_path,
+    )
+    state = torch.load(tmp_path / "ckpt" / "checkpoint_last.pt", weights_only=True)
+    model_cfg = state["cfg"]["model"]
+    assert model_cfg["_name"] == "delight_transformer"
+    assert model_cfg["encoder_blocks"] == 3 and model_cfg["norm_type"] == "rms"
+    assert "encoder.layers.2.ffn_norm.weight" in state["model"]
+    assert "encoder.layers.0.ffn_norm.bias" not in state["model"]  # RMSNorm has no bias
