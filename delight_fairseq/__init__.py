@@ -1,17 +1,13 @@
 """DeLighT and DeFINE for fairseq: ``--user-dir delight_fairseq`` or ``import delight_fairseq``."""
-import argparse
 import sys
 
-import torch
+from . import _compat
 
 __version__ = "0.1.0"
 
-# torch >= 2.6 loads checkpoints with weights_only=True; checkpoints of models configured
-# through argparse hold an argparse.Namespace, which fairseq-generate and --restore-file
-# then refuse. Allow exactly that one global.
-torch.serialization.add_safe_globals([argparse.Namespace])
+_compat.apply()
 
-from . import models  # noqa: E402,F401  (registers delight_transformer)
+from . import models  # noqa: E402,F401  (registers delight_transformer and define_lm)
 from .models.delight_config import ConfigError  # noqa: E402
 
 

@@ -50,13 +50,13 @@ def num_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def run_cli(tool: str, *args, cwd=None, check=True) -> subprocess.CompletedProcess:
+def run_cli(tool: str, *args, cwd=None, check=True, input_text=None) -> subprocess.CompletedProcess:
     """Run ``fairseq-<tool>`` (as ``python -m fairseq_cli.<tool>``) and return it;
     on failure the assertion shows the output's tail."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
     proc = subprocess.run(
         [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True,
+        cwd=cwd, env=env, capture_output=True, text=True, input=input_text,
     )
     if check:
         assert proc.returncode == 0, f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -95,3 +95,53 @@ def toy_checkpoint(toy_bin, tmp_path_factory) -> Path:
     save = tmp_path_factory.mktemp("ckpt")
     run_cli("train", toy_bin, *TOY_TRAIN_ARGS, "--max-update", 400, "--save-dir", save)
     return save
+
+
+def lm_cfg(arch: str = None, **overrides):
+    """A ``DefineLMConfig`` as fairseq builds it: the ``--arch`` function applied to the
+    given options, then dataclass defaults; task-level values filled in."""
+    import argparse
+
+    from fairseq.models import ARCH_CONFIG_REGISTRY
+
+    from delight_fairseq.models.define_lm import DefineLMConfig
+
+    args = argparse.Namespace(**overrides)
+    if arch is not None:
+        ARCH_CONFIG_REGISTRY[arch](args)
+    cfg = DefineLMConfig(tokens_per_sample=64, max_target_positions=None, tpu=False)
+    for key, value in vars(args).items():
+        if hasattr(cfg, key):
+            setattr(cfg, key, value)
+    return cfg
+
+
+def build_lm(cfg, dictionary=None, seed: int = 0):
+    from delight_fairseq.models.define_lm import DefineLanguageModel
+
+    torch.manual_seed(seed)
+    dictionary = dictionary or make_dictionary(200)
+    task = SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    return DefineLanguageModel.build_model(cfg, task)
+
+
+@pytest.fixture(scope="session")
+def lm_data(tmp_path_factory) -> Path:
+    """The synthetic Markov-chain corpus (raw/ and bin/), binarised with --only-source."""
+    root = tmp_path_factory.mktemp("lm")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_toy_lm_data.py"), str(root / "raw")],
+                   check=True, capture_output=True)
+    run_cli(
+        "preprocess", "--only-source", "--workers", 1, "--trainpref", root / "raw" / "train.txt",
+        "--validpref", root / "raw" / "valid.txt", "--testpref", root / "raw" / "test.txt", "--destdir", root / "bin",
+    )
+    return root
+
+
+LM_TRAIN_ARGS = [
+    "--task", "language_modeling", "--user-dir", PLUGIN, "--cpu", "--tokens-per-sample", 64,
+    "--sample-break-mode", "none", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", 3e-3,
+    "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 50, "--max-tokens", 2048, "--max-update", 200,
+    "--seed", 1, "--dropout", 0.0, "--num-workers", 0, "--data-buffer-size", 0, "--log-format", "simple",
+    "--log-interval", 100, "--no-epoch-checkpoints",
+]

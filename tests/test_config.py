@@ -67,3 +67,12 @@ def test_no_glt_shuffle_turns_the_shuffle_off():
     shuffled = build_model(tiny_cfg()).encoder.layers[0].dextra.glt_layers[1]
     plain = build_model(tiny_cfg(no_glt_shuffle=True)).encoder.layers[0].dextra.glt_layers[1]
     assert shuffled.groups > 1 and shuffled.shuffle and not plain.shuffle
+
+
+def test_token_blocks_split_at_eos_under_numpy_2():
+    """fairseq-fixed uses np.compat.long (gone in NumPy 2) for --sample-break-mode eos."""
+    from fairseq.data import TokenBlockDataset
+
+    sentences = [torch.tensor([5, 6, 2]), torch.tensor([7, 2])]
+    blocks = TokenBlockDataset(sentences, [3, 2], block_size=None, pad=1, eos=2, break_mode="eos")
+    assert [blocks[i].tolist() for i in range(len(blocks))] == [[5, 6, 2], [7, 2]]

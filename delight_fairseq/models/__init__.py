@@ -1,1 +1,1 @@
-from . import delight_transformer  # noqa: F401  (registers the model and its presets)
+from . import define_lm, delight_transformer  # noqa: F401  (register the models and their presets)

@@ -10,15 +10,50 @@ from typing import List, Optional
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..modules import DeLighTBlockConfig, block_scaling, default_max_groups
+from ..modules.define_embedding import CONNECTIONS, TRANSFORMS, hgt_schedule
 from ..modules.norm_act import ACTIVATIONS, NORMS
 
 ACTIVATION_CHOICES = ChoiceEnum(sorted(ACTIVATIONS))
 NORM_CHOICES = ChoiceEnum(sorted(NORMS))
 SCHEDULE_CHOICES = ChoiceEnum(["code", "paper"])
+DEFINE_TRANSFORMS = ChoiceEnum(list(TRANSFORMS))
+DEFINE_CONNECTIONS = ChoiceEnum(list(CONNECTIONS))
 
 
 @dataclass
-class DeLighTTransformerConfig(FairseqDataclass):
+class DExTraOptions(FairseqDataclass):
+    """DeLighT-block options shared by ``delight_transformer`` and ``define_lm``."""
+
+    dextra_dropout: float = field(default=0.0, metadata={"help": "dropout after each DExTra layer"})
+    ffn_dropout: float = field(default=0.0, metadata={"help": "dropout on the light FFN output"})
+    no_glt_shuffle: bool = field(default=False, metadata={"help": "no feature shuffle between GLT groups"})
+    dextra_schedule: SCHEDULE_CHOICES = field(
+        default="code",
+        metadata={"help": "DExTra groups: 'code' (authors' code, from 2; matches the published counts) or 'paper' (Eq. 3, from 1)"},
+    )
+
+
+@dataclass
+class DeFINEConfig(FairseqDataclass):
+    """DeFINE input embedding (map -> hierarchical group transform -> reduce)."""
+
+    define_embedding: bool = field(default=False, metadata={"help": "use a DeFINE input embedding"})
+    define_expand_dim: int = field(default=1024, metadata={"help": "DeFINE expanded dim k"})
+    define_depth: int = field(default=3, metadata={"help": "DeFINE depth N (layers of the group transform)"})
+    define_max_groups: int = field(default=4, metadata={"help": "DeFINE groups of the first layer g_max"})
+    define_transform: DEFINE_TRANSFORMS = field(
+        default="hgt", metadata={"help": "DeFINE transform: lt, glt, glt_shuffle or hgt (paper's ablation)"}
+    )
+    define_connection: DEFINE_CONNECTIONS = field(
+        default="split_mix", metadata={"help": "DeFINE connection: none, residual, concat or split_mix (paper's ablation)"}
+    )
+    define_no_reduce: bool = field(
+        default=False, metadata={"help": "no k -> d reduction (the model dim must then be k)"}
+    )
+
+
+@dataclass
+class DeLighTTransformerConfig(DExTraOptions, DeFINEConfig):
     # --- encoder (d_m, block-wise scaling of Sec. 3.3) ---
     encoder_embed_dim: int = field(default=512, metadata={"help": "encoder model dim d_m"})
     encoder_blocks: int = field(default=8, metadata={"help": "number of encoder blocks B"})
@@ -42,7 +77,8 @@ class DeLighTTransformerConfig(FairseqDataclass):
     # --- embeddings (lookup of width map_dim, DExTra expansion to d_m) ---
     embed_map_dim: int = field(default=128, metadata={"help": "width of the token lookup table"})
     embed_depth: int = field(
-        default=3, metadata={"help": "DExTra depth of the embedding expansion (0: one Linear map_dim -> d_m)"}
+        default=3, metadata={"help": "DExTra depth of the embedding expansion (0: one Linear map_dim -> d_m); "
+                                     "--define-embedding replaces it by DeFINE's expansion"}
     )
     embed_width_mult: float = field(default=2.0, metadata={"help": "width multiplier of the embedding DExTra"})
     embed_max_groups: int = field(default=1, metadata={"help": "max GLT groups of the embedding DExTra"})
@@ -58,8 +94,6 @@ class DeLighTTransformerConfig(FairseqDataclass):
     dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and attention outputs"})
     attention_dropout: float = field(default=0.0, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
-    dextra_dropout: float = field(default=0.0, metadata={"help": "dropout after each DExTra layer"})
-    ffn_dropout: float = field(default=0.0, metadata={"help": "dropout on the FFN output"})
     embed_dropout: float = field(
         default=0.0, metadata={"help": "dropout on the looked-up embeddings, one mask per sequence"}
     )
@@ -67,11 +101,6 @@ class DeLighTTransformerConfig(FairseqDataclass):
     activation_fn: ACTIVATION_CHOICES = field(default="swish", metadata={"help": "activation in DExTra and FFN"})
     norm_type: NORM_CHOICES = field(default="ln", metadata={"help": "normalisation layer"})
     normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks (default post-norm)"})
-    no_glt_shuffle: bool = field(default=False, metadata={"help": "no feature shuffle between GLT groups"})
-    dextra_schedule: SCHEDULE_CHOICES = field(
-        default="code",
-        metadata={"help": "DExTra groups: 'code' (authors' code, from 2; matches the published counts) or 'paper' (Eq. 3, from 1)"},
-    )
 
 
 class ConfigError(ValueError):
@@ -88,16 +117,44 @@ def max_groups(cfg, side: str) -> int:
     return default_max_groups(getattr(cfg, f"{side}_embed_dim")) if g is None else g
 
 
+def check_dropouts(cfg, names) -> List[str]:
+    return [
+        f"{_flag(name)} must be in [0, 1), got {getattr(cfg, name)}"
+        for name in names
+        if not 0.0 <= getattr(cfg, name) < 1.0
+    ]
+
+
+def check_activation(cfg, name: str) -> List[str]:
+    value = getattr(cfg, name)
+    if value in ACTIVATIONS:
+        return []
+    return [f"{_flag(name)} {value!r} is unknown: choose one of {sorted(ACTIVATIONS)}"]
+
+
+def check_define(cfg, map_dim: int, model_dim: int, model_dim_flag: str) -> List[str]:
+    """DeFINE options against the map dim ``n`` and model dim ``d`` they feed."""
+    if not cfg.define_embedding:
+        return []
+    try:
+        hgt_schedule(map_dim, cfg.define_expand_dim, cfg.define_depth, cfg.define_max_groups,
+                     cfg.define_transform, cfg.define_connection)
+    except ValueError as e:
+        return [f"{_flag('define_expand_dim')}/{_flag('define_depth')}/{_flag('define_max_groups')}/"
+                f"{_flag('define_transform')}/{_flag('define_connection')}: {e}"]
+    if cfg.define_no_reduce and cfg.define_expand_dim != model_dim:
+        return [f"{_flag('define_no_reduce')} feeds the k = {cfg.define_expand_dim} features straight to the model: "
+                f"set {model_dim_flag} {cfg.define_expand_dim} or drop {_flag('define_no_reduce')}"]
+    return []
+
+
 def validate_config(cfg) -> None:
     """Raise ``ConfigError`` naming the option for every impossible setting, before
     anything is built."""
-    errors = []
-    for name in ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout", "embed_dropout"):
-        p = getattr(cfg, name)
-        if not 0.0 <= p < 1.0:
-            errors.append(f"{_flag(name)} must be in [0, 1), got {p}")
-    if cfg.activation_fn not in ACTIVATIONS:
-        errors.append(f"{_flag('activation_fn')} {cfg.activation_fn!r} is unknown: choose one of {sorted(ACTIVATIONS)}")
+    errors = check_dropouts(
+        cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout", "embed_dropout")
+    )
+    errors += check_activation(cfg, "activation_fn")
     if cfg.norm_type not in NORMS:
         errors.append(f"{_flag('norm_type')} {cfg.norm_type!r} is unknown: choose one of {sorted(NORMS)}")
     if cfg.dextra_schedule not in ("code", "paper"):
@@ -132,33 +189,40 @@ def validate_config(cfg) -> None:
         errors.append(f"{_flag('embed_depth')} must be >= 0, got {cfg.embed_depth}")
     if cfg.embed_map_dim < 1:
         errors.append(f"{_flag('embed_map_dim')} must be >= 1, got {cfg.embed_map_dim}")
+    for side in ("encoder", "decoder"):
+        errors += check_define(cfg, cfg.embed_map_dim, getattr(cfg, f"{side}_embed_dim"), _flag(f"{side}_embed_dim"))
+    raise_if(errors, "delight_transformer")
+
+
+def raise_if(errors: List[str], model: str) -> None:
     if errors:
-        raise ConfigError("invalid delight_transformer config:\n  " + "\n  ".join(errors))
+        raise ConfigError(f"invalid {model} config:\n  " + "\n  ".join(dict.fromkeys(errors)))
+
+
+def scaled_blocks(
+    cfg: DExTraOptions, embed_dim: int, blocks: int, min_depth: int, max_depth: int, width_mult: float,
+    max_groups: int, ffn_reduction: int, activation: str, norm: str, normalize_before: bool,
+) -> List[DeLighTBlockConfig]:
+    """One ``DeLighTBlockConfig`` per block, depths and widths by block-wise scaling
+    (Eq. 4); dropouts and DExTra options from ``cfg``."""
+    return [
+        DeLighTBlockConfig(
+            embed_dim=embed_dim, depth=depth, width_mult=width, max_groups=max_groups,
+            ffn_reduction=ffn_reduction, activation=activation, norm=norm,
+            normalize_before=normalize_before, shuffle=not cfg.no_glt_shuffle,
+            schedule=cfg.dextra_schedule, dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
+            activation_dropout=cfg.activation_dropout, dextra_dropout=cfg.dextra_dropout,
+            ffn_dropout=cfg.ffn_dropout,
+        )
+        for depth, width in block_scaling(blocks, min_depth, max_depth, width_mult)
+    ]
 
 
 def block_configs(cfg, side: str) -> List[DeLighTBlockConfig]:
-    """One ``DeLighTBlockConfig`` per block of the encoder or decoder (Eq. 4)."""
+    """The blocks of the translation encoder or decoder."""
     p = side + "_"
-    return [
-        DeLighTBlockConfig(
-            embed_dim=getattr(cfg, p + "embed_dim"),
-            depth=depth,
-            width_mult=width,
-            max_groups=max_groups(cfg, side),
-            ffn_reduction=getattr(cfg, p + "ffn_reduction"),
-            activation=cfg.activation_fn,
-            norm=cfg.norm_type,
-            normalize_before=cfg.normalize_before,
-            shuffle=not cfg.no_glt_shuffle,
-            schedule=cfg.dextra_schedule,
-            dropout=cfg.dropout,
-            attention_dropout=cfg.attention_dropout,
-            activation_dropout=cfg.activation_dropout,
-            dextra_dropout=cfg.dextra_dropout,
-            ffn_dropout=cfg.ffn_dropout,
-        )
-        for depth, width in block_scaling(
-            getattr(cfg, p + "blocks"), getattr(cfg, p + "min_depth"), getattr(cfg, p + "max_depth"),
-            getattr(cfg, p + "width_mult"),
-        )
-    ]
+    return scaled_blocks(
+        cfg, getattr(cfg, p + "embed_dim"), getattr(cfg, p + "blocks"), getattr(cfg, p + "min_depth"),
+        getattr(cfg, p + "max_depth"), getattr(cfg, p + "width_mult"), max_groups(cfg, side),
+        getattr(cfg, p + "ffn_reduction"), cfg.activation_fn, cfg.norm_type, cfg.normalize_before,
+    )

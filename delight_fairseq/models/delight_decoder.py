@@ -14,18 +14,12 @@ import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 
 from ..modules import DeLighTLayer
+from ..modules.single_head_attention import reorder_cache
 from ..modules.norm_act import build_norm
 from .delight_config import block_configs
 from .delight_encoder import build_embedding, build_positions
 
 CACHE_KEY = "blocks"
-
-
-def _reorder(state: Any, new_order: torch.Tensor) -> Any:
-    """Index every tensor of a nested cache dict along its batch dim 0."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, new_order)
-    return {k: _reorder(v, new_order) for k, v in state.items()}
 
 
 class DeLighTDecoder(FairseqIncrementalDecoder):
@@ -96,7 +90,7 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
     def reorder_incremental_state(self, incremental_state, new_order: torch.Tensor):
         cache = self.get_incremental_state(incremental_state, CACHE_KEY)
         if cache is not None:
-            self.set_incremental_state(incremental_state, CACHE_KEY, _reorder(cache, new_order))
+            self.set_incremental_state(incremental_state, CACHE_KEY, reorder_cache(cache, new_order))
 
     def max_positions(self) -> int:
         return self.max_target_positions

@@ -10,13 +10,20 @@ import torch.nn.functional as F
 from fairseq.models import FairseqEncoder
 from fairseq.modules import SinusoidalPositionalEmbedding
 
-from ..modules import DeLighTEmbedding, DeLighTLayer
+from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer
 from ..modules.norm_act import build_norm
 from .delight_config import block_configs
 
 
-def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> DeLighTEmbedding:
-    """The encoder's or decoder's own DExTra expansion over a (possibly shared) table."""
+def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
+    """The encoder's or decoder's own expansion (DExTra, or DeFINE with
+    ``--define-embedding``) over a (possibly shared) table: tokens -> ``B x T x C``."""
+    if cfg.define_embedding:
+        return DeFINEEmbedding(
+            table, cfg.define_expand_dim, None if cfg.define_no_reduce else embed_dim, cfg.define_depth,
+            cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.activation_fn,
+            norm=cfg.norm_type, dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
+        )
     return DeLighTEmbedding(
         table, embed_dim, cfg.embed_depth, cfg.embed_width_mult, cfg.embed_max_groups,
         dropout=cfg.embed_dropout, activation=cfg.activation_fn, norm=cfg.norm_type,

@@ -8,7 +8,7 @@ learned wide representations, so DeLighT replaces multi-head attention by a sing
 head on ``d_o`` features, then projects back to ``d_m``. Computed with
 ``F.scaled_dot_product_attention``.
 """
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -17,13 +17,22 @@ import torch.nn.functional as F
 Cache = Dict[str, torch.Tensor]
 
 
+def reorder_cache(cache: Any, new_order: torch.Tensor) -> Any:
+    """Select batch entries ``new_order`` (beam search) in a nested dict of caches,
+    every tensor batch-first."""
+    if isinstance(cache, torch.Tensor):
+        return cache.index_select(0, new_order)
+    return {k: reorder_cache(v, new_order) for k, v in cache.items()}
+
+
 class SingleHeadAttention(nn.Module):
     """Self-attention (``kv_features is None``: one fused q/k/v projection) or
     encoder-decoder attention (separate query and key/value projections).
 
     ``cache`` (a dict the caller owns) enables incremental decoding: self-attention
-    appends this step's keys/values to ``cache['k']``/``cache['v']`` (``B x S x D``);
-    encoder-decoder attention computes them once and reuses them.
+    appends this step's keys/values to ``cache['k']``/``cache['v']`` (``B x S x D``)
+    and its key padding mask, if any, to ``cache['pad']`` (``B x S``); encoder-decoder
+    attention computes its keys/values once and reuses them.
     """
 
     def __init__(
@@ -68,10 +77,16 @@ class SingleHeadAttention(nn.Module):
         if self.self_attention:
             q, k, v = self.qkv_proj(q_in).chunk(3, dim=-1)  # B x T x D each
             if cache is not None:
+                prev = cache["k"].size(1) if "k" in cache else 0
                 if "k" in cache:
                     k = torch.cat([cache["k"], k], dim=1)  # B x S x D
                     v = torch.cat([cache["v"], v], dim=1)
                 cache["k"], cache["v"] = k, v
+                if key_padding_mask is not None or "pad" in cache:
+                    b, t = q.shape[:2]
+                    new = key_padding_mask if key_padding_mask is not None else q.new_zeros(b, t, dtype=torch.bool)
+                    old = cache.get("pad", q.new_zeros(b, prev, dtype=torch.bool))
+                    key_padding_mask = cache["pad"] = torch.cat([old, new], dim=1)  # B x S
         else:
             q = self.q_proj(q_in)  # B x T x D
             if cache is not None and "k" in cache:

@@ -1,0 +1,240 @@
+"""``define_lm``: decoder-only language models with DeFINE input embeddings (Mehta et
+al., ICLR 2020) and/or DeLighT blocks (Mehta et al., ICLR 2021).
+
+Everything else is fairseq's own ``transformer_lm``: the config extends
+``TransformerLanguageModelConfig`` (so every transformer-LM option works: adaptive
+input/softmax and their tying, positions, layerdrop, …) and the decoder is fairseq's
+``TransformerDecoderBase``. Only two things change:
+
+- the input embedding (``--define-embedding``): the map is the usual lookup of width
+  ``--decoder-input-dim`` (``n``), or fairseq's ``AdaptiveInput`` with
+  ``--adaptive-input``; DeFINE expands it to ``k`` and reduces it to
+  ``--decoder-embed-dim``; tied output layers (``--tie-adaptive-weights``,
+  ``--share-decoder-input-output-embed``) then project ``d -> n`` first, as the
+  translation model does;
+- the blocks (``--block-type delight``): ``--decoder-layers`` DeLighT blocks with
+  block-wise scaling, pre-norm as in the authors' language models.
+
+Every model is pre-norm (``decoder_normalize_before``), as fairseq's ``transformer_lm``.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch.nn as nn
+from fairseq import options
+from fairseq.dataclass import ChoiceEnum
+from fairseq.incremental_decoding_utils import with_incremental_state
+from fairseq.models import register_model, register_model_architecture
+from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
+from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig, base_lm_architecture
+from fairseq.modules import AdaptiveInput
+from fairseq.utils import safe_getattr
+
+from ..modules import DeFINEEmbedding, DeLighTLayer, default_max_groups
+from ..modules.single_head_attention import reorder_cache
+from .delight_config import (
+    ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, _flag, check_activation, check_define, check_dropouts,
+    raise_if, scaled_blocks,
+)
+
+BLOCK_TYPES = ChoiceEnum(["transformer", "delight"])
+
+
+@dataclass
+class DefineLMConfig(TransformerLanguageModelConfig, DExTraOptions, DeFINEConfig):
+    block_type: BLOCK_TYPES = field(
+        default="transformer", metadata={"help": "blocks: fairseq's transformer layers or DeLighT blocks"}
+    )
+    delight_min_depth: int = field(default=4, metadata={"help": "DExTra depth N_min of the first DeLighT block"})
+    delight_max_depth: int = field(default=12, metadata={"help": "DExTra depth N_max of the last DeLighT block"})
+    delight_width_mult: float = field(default=2.0, metadata={"help": "DExTra width multiplier w_m of the first block"})
+    delight_max_groups: Optional[int] = field(
+        default=None, metadata={"help": "max GLT groups g_max (default 2^ceil(log2(d_m/32)))"}
+    )
+    delight_ffn_reduction: int = field(default=4, metadata={"help": "light FFN reduction d_m -> d_m/r -> d_m"})
+    delight_activation_fn: ACTIVATION_CHOICES = field(
+        default="swish", metadata={"help": "activation of DeLighT blocks and DeFINE layers"}
+    )
+
+
+def _cutoffs(value) -> List[int]:
+    return options.eval_str_list(value, type=int) if value else []
+
+
+def validate_lm_config(cfg, vocab_size: int) -> None:
+    errors = check_dropouts(cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout"))
+    if cfg.define_embedding or cfg.block_type == "delight":
+        errors += check_activation(cfg, "delight_activation_fn")
+    errors += check_define(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
+    for name in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
+        cut = _cutoffs(getattr(cfg, name))
+        if cut and (cut != sorted(set(cut)) or cut[0] <= 0 or cut[-1] > vocab_size or cut[:-1] and cut[-2] >= vocab_size):
+            errors.append(
+                f"{_flag(name)} {','.join(map(str, cut))} does not fit the dictionary of {vocab_size} entries: "
+                f"give increasing cutoffs below {vocab_size}"
+            )
+    if cfg.tie_adaptive_weights:
+        if not cfg.adaptive_input or not cfg.adaptive_softmax_cutoff:
+            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input')} and {_flag('adaptive_softmax_cutoff')}")
+        elif _cutoffs(cfg.adaptive_input_cutoff) != _cutoffs(cfg.adaptive_softmax_cutoff):
+            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input_cutoff')} == {_flag('adaptive_softmax_cutoff')}")
+        elif cfg.adaptive_input_factor != cfg.adaptive_softmax_factor:
+            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input_factor')} == {_flag('adaptive_softmax_factor')}")
+    if cfg.block_type == "delight":
+        d, g = cfg.decoder_embed_dim, _delight_max_groups(cfg)
+        if cfg.delight_min_depth < 1 or cfg.delight_min_depth > cfg.delight_max_depth:
+            errors.append(
+                f"{_flag('delight_min_depth')} ({cfg.delight_min_depth}) must be >= 1 and <= "
+                f"{_flag('delight_max_depth')} ({cfg.delight_max_depth})"
+            )
+        if d % 2 or (d // 2) % g:
+            errors.append(f"{_flag('decoder_embed_dim')} ({d}) / 2 must be divisible by {_flag('delight_max_groups')} ({g})")
+        if d % cfg.delight_ffn_reduction:
+            errors.append(f"{_flag('delight_ffn_reduction')} ({cfg.delight_ffn_reduction}) must divide {_flag('decoder_embed_dim')} ({d})")
+    raise_if(errors, "define_lm")
+
+
+def _delight_max_groups(cfg) -> int:
+    g = cfg.delight_max_groups
+    return default_max_groups(cfg.decoder_embed_dim) if g is None else g
+
+
+def build_lm_embedding(cfg, dictionary) -> nn.Module:
+    """Standard lookup, AdaptiveInput, or DeFINE over either; tokens -> ``B x T x C``."""
+    n = cfg.decoder_input_dim
+    if cfg.adaptive_input:
+        table = AdaptiveInput(
+            len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor,
+            n if cfg.define_embedding else cfg.decoder_embed_dim, _cutoffs(cfg.adaptive_input_cutoff),
+            cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
+        )
+    else:
+        table = nn.Embedding(len(dictionary), n, padding_idx=dictionary.pad())
+        nn.init.normal_(table.weight, mean=0, std=n ** -0.5)
+        nn.init.zeros_(table.weight[dictionary.pad()])
+    if not cfg.define_embedding:
+        return table
+    return DeFINEEmbedding(
+        table, cfg.define_expand_dim, None if cfg.define_no_reduce else cfg.decoder_embed_dim, cfg.define_depth,
+        cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.delight_activation_fn,
+        dropout=cfg.dextra_dropout,
+    )
+
+
+@with_incremental_state
+class DeLighTLMLayer(nn.Module):
+    """A DeLighT block behind fairseq's decoder-layer interface (causal, no encoder)."""
+
+    def __init__(self, block_cfg):
+        super().__init__()
+        self.block = DeLighTLayer(block_cfg)
+
+    def forward(self, x, encoder_out=None, encoder_padding_mask=None, incremental_state=None,
+                self_attn_mask=None, self_attn_padding_mask=None, **unused):
+        """``x``: ``T x B x C``; causal masking is the block's own (``self_attn_mask``
+        is the same future mask)."""
+        cache = None
+        if incremental_state is not None:
+            cache = self.get_incremental_state(incremental_state, "cache") or {}
+        x = self.block(x, padding_mask=self_attn_padding_mask, causal=True, cache=cache)
+        if cache is not None:
+            self.set_incremental_state(incremental_state, "cache", cache)
+        return x, None, None
+
+    def reorder_incremental_state(self, incremental_state, new_order):
+        cache = self.get_incremental_state(incremental_state, "cache")
+        if cache is not None:
+            self.set_incremental_state(incremental_state, "cache", reorder_cache(cache, new_order))
+
+
+class DefineLMDecoder(TransformerDecoderBase):
+    def __init__(self, cfg, dictionary, embed_tokens: nn.Module):
+        tcfg = TransformerConfig.from_namespace(cfg)
+        tcfg.decoder.normalize_before = True
+        if tcfg.max_target_positions is None:
+            tcfg.max_target_positions = cfg.tokens_per_sample
+        define = isinstance(embed_tokens, DeFINEEmbedding)
+        if define and (cfg.tie_adaptive_weights or cfg.share_decoder_input_output_embed):
+            tcfg.decoder.output_dim = embed_tokens.table.embedding_dim  # logits against the n-wide map
+        self._blocks = None
+        if cfg.block_type == "delight":
+            self._blocks = iter(scaled_blocks(
+                cfg, cfg.decoder_embed_dim, cfg.decoder_layers, cfg.delight_min_depth, cfg.delight_max_depth,
+                cfg.delight_width_mult, _delight_max_groups(cfg), cfg.delight_ffn_reduction,
+                cfg.delight_activation_fn, "ln", normalize_before=True,
+            ))
+        super().__init__(tcfg, dictionary, embed_tokens, no_encoder_attn=True)
+        if define:
+            self.embed_scale = 1.0  # DeFINE scales its own map; its output is not a raw lookup
+        if self.project_out_dim is None and self.embed_dim != self.output_embed_dim:
+            # fairseq skips this projection when tying adaptive weights; DeFINE needs it
+            self.project_out_dim = nn.Linear(self.embed_dim, self.output_embed_dim, bias=False)
+            nn.init.xavier_uniform_(self.project_out_dim.weight)
+
+    def build_decoder_layer(self, cfg, no_encoder_attn=False):
+        if self._blocks is None:
+            return super().build_decoder_layer(cfg, no_encoder_attn)
+        return DeLighTLMLayer(next(self._blocks))
+
+
+@register_model("define_lm", dataclass=DefineLMConfig)
+class DefineLanguageModel(TransformerLanguageModel):
+    @classmethod
+    def build_model(cls, cfg, task):
+        validate_lm_config(cfg, len(task.source_dictionary))
+        embed_tokens = build_lm_embedding(cfg, task.source_dictionary)
+        return cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens))
+
+
+def _lm_preset(**values):
+    """An ``--arch`` function: ``values`` unless given on the command line, then
+    fairseq's transformer-LM defaults for the rest (input/output dims from the model dim)."""
+
+    def arch(args):
+        for key, value in values.items():
+            setattr(args, key, safe_getattr(args, key, value))
+        base_lm_architecture(args)
+
+    return arch
+
+
+WIKITEXT103 = dict(
+    adaptive_input=True, adaptive_input_cutoff="20000,60000", adaptive_input_factor=4,
+    adaptive_softmax_cutoff="20000,60000", adaptive_softmax_factor=4, adaptive_softmax_dropout=0.2,
+    tie_adaptive_weights=True, tie_adaptive_proj=True, tokens_per_sample=512,
+)
+LM_PRESETS = {
+    # DeLighT paper, WikiText-103: N 4 -> 12 block-wise scaling, adaptive input and softmax
+    # (published: 99M params, 24.14 test ppl); d_m 1024; the paper gives no B: 8 is the block
+    # count closest to 99M (102.76M with the WikiText-103 dictionary, README).
+    "define_lm_wiki103_delight": dict(
+        WIKITEXT103, block_type="delight", decoder_embed_dim=1024, decoder_input_dim=1024,
+        decoder_output_dim=1024, decoder_layers=8, delight_min_depth=4, delight_max_depth=12,
+        delight_width_mult=2.0, dropout=0.2,
+    ),
+    # DeFINE paper, WikiText-103, Transformer-XL column (n 384: 139.33M -> with DeFINE 141.25M,
+    # 24.17 ppl): Transformer-XL "standard" (16 x 410-dim layers, 10 heads, FFN 2100; every
+    # word mapped to n = 384 features, adaptive softmax cutoffs 20000,40000,200000) as a
+    # fairseq transformer LM (no recurrence memory), with a DeFINE embedding n 384 -> k 1024 -> 410.
+    "define_lm_wiki103_transformer": dict(
+        WIKITEXT103, adaptive_input_cutoff="20000,40000,200000", adaptive_softmax_cutoff="20000,40000,200000",
+        adaptive_input_factor=1, adaptive_softmax_factor=1, define_embedding=True, decoder_embed_dim=410,
+        decoder_input_dim=384, decoder_output_dim=410, decoder_layers=16, decoder_attention_heads=10,
+        decoder_ffn_embed_dim=2100, define_expand_dim=1024, define_depth=3, define_max_groups=4, dropout=0.1,
+        activation_fn="relu",
+    ),
+    # small, for quick experiments on a CPU
+    "define_lm_small": dict(
+        define_embedding=True, block_type="delight", decoder_embed_dim=128, decoder_input_dim=64,
+        decoder_output_dim=128, decoder_layers=4, delight_min_depth=2, delight_max_depth=4,
+        define_expand_dim=256, define_depth=2, define_max_groups=2, decoder_attention_heads=4,
+        decoder_ffn_embed_dim=256, dropout=0.1,
+    ),
+}
+# the DeFINE column's baseline row, without DeFINE (139.33M, 27.06 ppl)
+LM_PRESETS["define_lm_wiki103_transformer_baseline"] = {
+    k: v for k, v in LM_PRESETS["define_lm_wiki103_transformer"].items() if not k.startswith("define_")
+}
+for _name, _values in LM_PRESETS.items():
+    register_model_architecture("define_lm", _name)(_lm_preset(**_values))

@@ -1,0 +1,100 @@
+"""DeFINE embedding: every ablation variant, parameter counts from the formulas, wiring."""
+import pytest
+import torch
+import torch.nn as nn
+
+from delight_fairseq.modules import DeFINEEmbedding, HierarchicalGroupTransform, hgt_schedule, mix_inputs
+from delight_fairseq.modules.define_embedding import CONNECTIONS, TRANSFORMS
+
+
+def _glt(n, m, g):  # weights + bias + one LayerNorm over M/g shared by the groups
+    return n * m // g + m + 2 * m // g
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+@pytest.mark.parametrize("connection", CONNECTIONS)
+@pytest.mark.parametrize("reduce", [True, False])
+def test_every_variant_maps_tokens_to_the_model_dim(transform, connection, reduce):
+    torch.manual_seed(0)
+    table = nn.Embedding(50, 32, padding_idx=1)
+    emb = DeFINEEmbedding(table, 128, 48 if reduce else None, depth=3, max_groups=4,
+                          transform=transform, connection=connection)
+    tokens = torch.randint(2, 50, (3, 7))  # B x T
+    out = emb(tokens)
+    assert out.shape == (3, 7, 48 if reduce else 128)
+    assert emb.embedding_dim == out.size(-1) and emb.padding_idx == 1
+    assert torch.isfinite(out).all()
+
+
+def test_hgt_groups_halve_and_widths_grow_linearly():
+    assert hgt_schedule(64, 512, 4, 8, "hgt") == [(176, 8), (288, 4), (400, 2), (512, 1)]
+    assert [g for _, g in hgt_schedule(64, 512, 4, 8, "glt")] == [8, 8, 8, 8]
+    assert [g for _, g in hgt_schedule(64, 512, 4, 8, "lt")] == [1, 1, 1, 1]
+    assert hgt_schedule(64, 512, 3, 4, "hgt", "residual") == [(512, 4), (512, 2), (512, 1)]
+
+
+@pytest.mark.parametrize(
+    "transform, connection, expected",
+    [
+        # n 32 -> widths 64, 96, 128; split-mix/concat layers also see the n map features
+        ("lt", "none", _glt(32, 64, 1) + _glt(64, 96, 1) + _glt(96, 128, 1)),
+        ("lt", "split_mix", _glt(32, 64, 1) + _glt(64 + 32, 96, 1) + _glt(96 + 32, 128, 1)),
+        ("glt", "concat", _glt(32, 64, 4) + _glt(64 + 32, 96, 4) + _glt(96 + 32, 128, 4)),
+        ("hgt", "split_mix", _glt(32, 64, 4) + _glt(64 + 32, 96, 2) + _glt(96 + 32, 128, 1)),
+        ("hgt", "residual", _glt(32, 128, 4) + _glt(128, 128, 2) + _glt(128, 128, 1)),
+    ],
+)
+def test_parameter_counts_follow_the_formulas(transform, connection, expected):
+    hgt = HierarchicalGroupTransform(32, 128, depth=3, max_groups=4, transform=transform, connection=connection)
+    assert sum(p.numel() for p in hgt.parameters()) == expected
+
+
+def test_fewer_groups_mean_more_parameters():
+    count = {t: sum(p.numel() for p in HierarchicalGroupTransform(32, 128, 3, 4, t).parameters()) for t in TRANSFORMS}
+    assert count["glt"] == count["glt_shuffle"] < count["hgt"] < count["lt"]
+
+
+def _layer_inputs(hgt, e):
+    seen = []
+    handles = [layer.register_forward_hook(lambda m, i, o: seen.append((i[0], o))) for layer in hgt.layers]
+    out = hgt(e)
+    for h in handles:
+        h.remove()
+    return seen, out
+
+
+def test_split_mix_gives_every_group_its_slice_of_the_map_output():
+    torch.manual_seed(0)
+    hgt = HierarchicalGroupTransform(32, 128, depth=3, max_groups=4, connection="split_mix")
+    e = torch.randn(5, 32)
+    seen, out = _layer_inputs(hgt, e)
+    assert torch.equal(seen[0][0], e)
+    for l in (1, 2):
+        assert torch.equal(seen[l][0], mix_inputs(seen[l - 1][1], e, hgt.layers[l].groups))
+    assert torch.equal(out, seen[-1][1])
+
+
+def test_residual_adds_the_previous_layer_output():
+    torch.manual_seed(0)
+    hgt = HierarchicalGroupTransform(32, 64, depth=3, max_groups=4, connection="residual")
+    seen, out = _layer_inputs(hgt, torch.randn(5, 32))
+    h1 = seen[0][1]
+    h2 = seen[1][1] + h1
+    assert torch.equal(seen[1][0], h1) and torch.equal(seen[2][0], h2)
+    torch.testing.assert_close(out, seen[2][1] + h2)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (dict(in_features=256, out_features=128), r"map dim n \(256\) must be <= expanded dim k \(128\)"),
+        (dict(transform="hierarchical"), "unknown DeFINE transform"),
+        (dict(connection="dense"), "unknown DeFINE connection"),
+        (dict(in_features=30), "must be divisible"),
+    ],
+)
+def test_bad_settings_fail_clearly(args, message):
+    kwargs = dict(in_features=32, out_features=128, depth=3, max_groups=4)
+    kwargs.update(args)
+    with pytest.raises(ValueError, match=message):
+        hgt_schedule(**kwargs)

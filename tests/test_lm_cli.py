@@ -1,0 +1,57 @@
+"""define_lm end to end: fairseq-preprocess --only-source, fairseq-train, fairseq-eval-lm
+with a context window, fairseq-interactive generation. The corpus is a sparse Markov
+chain, so a model that learns reaches a perplexity far below the unigram one."""
+import collections
+import math
+import re
+
+import pytest
+
+from conftest import LM_TRAIN_ARGS, PLUGIN, run_cli
+
+ADAPTIVE = ["--criterion", "adaptive_loss", "--ddp-backend", "legacy_ddp", "--adaptive-input",
+            "--adaptive-input-cutoff", "50,120", "--adaptive-softmax-cutoff", "50,120", "--adaptive-input-factor", 2,
+            "--adaptive-softmax-factor", 2, "--tie-adaptive-weights", "--tie-adaptive-proj"]
+RUNS = {
+    # DeFINE embedding + DeLighT blocks (the preset)
+    "define+delight": ["--arch", "define_lm_small"],
+    # DeFINE over adaptive input, tied adaptive softmax, fairseq transformer blocks
+    "define+adaptive+transformer": ["--arch", "define_lm_small", "--block-type", "transformer", *ADAPTIVE],
+}
+
+
+def _unigram_perplexity(path) -> float:
+    counts = collections.Counter(open(path).read().split())
+    total = sum(counts.values())
+    return math.exp(-sum(c / total * math.log(c / total) for c in counts.values()))
+
+
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def trained_lm(request, lm_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("lm-ckpt")
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, *RUNS[request.param], "--save-dir", save)
+    return request.param, save / "checkpoint_last.pt"
+
+
+def test_eval_lm_perplexity_shows_the_model_learned(trained_lm, lm_data):
+    name, ckpt = trained_lm
+    out = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", ckpt,
+                  "--tokens-per-sample", 64, "--context-window", 32, "--max-tokens", 2048).stderr
+    ppl = float(re.search(r"Perplexity: ([\d.]+)", out).group(1))
+    vocab = 208  # 200 words + 4 specials, padded to a multiple of 8
+    unigram = _unigram_perplexity(lm_data / "raw" / "train.txt")  # ~154
+    assert ppl < vocab and ppl < unigram / 10, f"{name}: test perplexity {ppl} (unigram {unigram:.1f})"
+
+
+def test_interactive_generation_continues_with_seen_successors(trained_lm, lm_data):
+    name, ckpt = trained_lm
+    words = open(lm_data / "raw" / "train.txt").read().split()
+    successors = collections.defaultdict(set)
+    for a, b in zip(words, words[1:]):
+        successors[a].add(b)
+    prompt = "w94 w18"
+    proc = run_cli("interactive", lm_data / "bin", "--task", "language_modeling", "--user-dir", PLUGIN, "--cpu",
+                   "--path", ckpt, "--beam", 4, "--max-len-b", 6, input_text=prompt + "\n")
+    hyp = re.search(r"^H-0\t\S+\t(.*)$", proc.stdout, re.M).group(1).split()
+    assert hyp[:2] == prompt.split() and len(hyp) > 2
+    assert all(b in successors[a] for a, b in zip(hyp[1:], hyp[2:])), f"{name}: {hyp}"
