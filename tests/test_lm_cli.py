@@ -55,3 +55,12 @@ def test_interactive_generation_continues_with_seen_successors(trained_lm, lm_da
     hyp = re.search(r"^H-0\t\S+\t(.*)$", proc.stdout, re.M).group(1).split()
     assert hyp[:2] == prompt.split() and len(hyp) > 2
     assert all(b in successors[a] for a, b in zip(hyp[1:], hyp[2:])), f"{name}: {hyp}"
+
+
+def test_interactive_sampling_extends_the_prompt(trained_lm, lm_data):
+    name, ckpt = trained_lm
+    proc = run_cli("interactive", lm_data / "bin", "--task", "language_modeling", "--user-dir", PLUGIN, "--cpu",
+                   "--path", ckpt, "--sampling", "--sampling-topk", 5, "--beam", 1, "--seed", 3,
+                   "--min-len", 6, "--max-len-b", 6, input_text="w94 w18\n")
+    hyp = re.search(r"^H-0\t\S+\t(.*)$", proc.stdout, re.M).group(1).split()
+    assert hyp[:2] == ["w94", "w18"] and len(hyp) >= 6 and all(re.fullmatch(r"w\d+", w) for w in hyp), f"{name}: {hyp}"
