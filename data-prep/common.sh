@@ -1,0 +1,189 @@
+# common.sh - sourced by the data-prep scripts: options, fetching, checks, idempotent steps.
+#
+# Every script takes
+#   --raw-dir DIR   a folder holding the corpus' archives (as downloaded) or their
+#                   extracted files; without it the archives are downloaded
+#   --out-dir DIR   where the fairseq binaries go (default: data-bin/NAME)
+#   --workers N     fairseq-preprocess workers (default 4)
+# Intermediate files go to OUT_DIR.work/. A finished step leaves a marker there and is
+# skipped on the next run; outputs are written under temporary names and renamed when
+# complete, so an interrupted run never leaves a half-written file that looks done.
+set -euo pipefail
+DATA_PREP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$DATA_PREP")
+if [ -x "$REPO/.venv/bin/python" ]; then
+    PY="$REPO/.venv/bin/python"
+    export PATH="$REPO/.venv/bin:$PATH"
+else
+    PY=${PYTHON:-python3}
+fi
+PREP=("$PY" "$DATA_PREP/prep.py")
+
+log() { echo "[$NAME] $*" >&2; }
+die() { echo "[$NAME] error: $*" >&2; exit 1; }
+
+parse_args() {
+    RAW_DIR="" OUT_DIR="$REPO/data-bin/$NAME" WORKERS=4
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --raw-dir) RAW_DIR=$(cd "${2:?--raw-dir needs a folder}" 2>/dev/null && pwd) || die "--raw-dir $2 does not exist"; shift 2 ;;
+            --out-dir) OUT_DIR=${2:?--out-dir needs a folder}; shift 2 ;;
+            --workers) WORKERS=${2:?--workers needs a number}; shift 2 ;;
+            -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+            *) die "unknown option $1 (see --help)" ;;
+        esac
+    done
+    mkdir -p "$(dirname "$OUT_DIR")"
+    OUT_DIR=$(cd "$(dirname "$OUT_DIR")" && pwd)/$(basename "$OUT_DIR")
+    WORK="$OUT_DIR.work"
+    mkdir -p "$WORK/raw"
+}
+
+# step NAME COMMAND... : run COMMAND unless NAME finished in an earlier run
+step() {
+    local name=$1; shift
+    if [ -e "$WORK/.done-$name" ]; then log "$name: done before, skipped"; return 0; fi
+    log "$name"
+    "$@"
+    touch "$WORK/.done-$name"
+}
+
+# fetch ARCHIVE URL : take ARCHIVE from --raw-dir, or download it; then extract it
+fetch() {
+    local name=$1 url=$2 path
+    if [ -n "$RAW_DIR" ]; then
+        [ -e "$RAW_DIR/$name" ] || return 0  # --raw-dir may hold the extracted files instead
+        path="$RAW_DIR/$name"
+    else
+        path="$WORK/download/$name"
+        if [ ! -e "$path" ]; then
+            mkdir -p "$WORK/download"
+            log "downloading $url"
+            curl -fsSL --retry 2 --connect-timeout 20 -o "$path.part" "${url}" \
+                || die "could not download $url; download it yourself and run again with --raw-dir DIR, DIR holding $name (or its extracted files)"
+            mv "$path.part" "$path"
+        fi
+    fi
+    step "extract-$name" extract "$path"
+}
+
+extract() {
+    local tmp="$WORK/raw.tmp.$$"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    case $1 in
+        *.tgz|*.tar.gz) tar -xzf "$1" -C "$tmp" ;;
+        *.tar) tar -xf "$1" -C "$tmp" ;;
+        *.zip) "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$1" "$tmp" ;;
+        *) die "do not know how to extract $1" ;;
+    esac
+    cp -a "$tmp/." "$WORK/raw/" && rm -rf "$tmp"
+}
+
+# locate REL : path of REL in the extracted archives or in --raw-dir
+locate() {
+    local root
+    for root in "$WORK/raw" ${RAW_DIR:+"$RAW_DIR"}; do
+        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
+    done
+    return 1
+}
+
+# require REL... : every file is present, else one error listing all that are missing
+require() {
+    local missing=() rel
+    for rel in "$@"; do locate "$rel" >/dev/null || missing+=("$rel"); done
+    [ ${#missing[@]} -eq 0 ] || die "missing from ${RAW_DIR:-the downloads}: ${missing[*]}"
+}
+
+# concat OUT REL... : the files (gzip or plain) one after the other, written atomically
+concat() {
+    local out=$1 rel; shift
+    for rel in "$@"; do
+        case $rel in *.gz) gzip -dc "$(locate "$rel")" ;; *) cat "$(locate "$rel")" ;; esac
+    done > "$out.tmp"
+    mv "$out.tmp" "$out"
+}
+
+# preprocess DICT_FILE OPTION... : fairseq-preprocess OPTION... into OUT_DIR, atomically
+preprocess() {
+    local dict=$1; shift
+    rm -rf "$OUT_DIR.tmp"
+    fairseq-preprocess "$@" --destdir "$OUT_DIR.tmp" --workers "$WORKERS" > "$WORK/preprocess.log" 2>&1 \
+        || { tail -n 20 "$WORK/preprocess.log" >&2; die "fairseq-preprocess failed (log: $WORK/preprocess.log)"; }
+    rm -rf "$OUT_DIR" && mv "$OUT_DIR.tmp" "$OUT_DIR"
+    log "binaries in $OUT_DIR ($(wc -l < "$OUT_DIR/$dict") dictionary entries before specials)"
+}
+
+# binarize SRC TGT : the BPE'd text of $WORK/bpe, joined dictionary
+binarize() {
+    preprocess "dict.$1.txt" --source-lang "$1" --target-lang "$2" --joined-dictionary \
+        --trainpref "$WORK/bpe/train" --validpref "$WORK/bpe/valid" --testpref "$WORK/bpe/test"
+}
+
+# translation SRC TGT MERGES [--lowercase] [--romanian-target] : the shared pipeline after
+# $WORK/text/{train,valid,test}.{SRC,TGT} exist: tokenise, clean train, joint BPE, binarise
+translation() {
+    local src=$1 tgt=$2 merges=$3; shift 3
+    local lower=() ro=() split l
+    [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again
+    while [ $# -gt 0 ]; do
+        case $1 in --lowercase) lower=(--lowercase) ;; --romanian-target) ro=(--romanian) ;; esac; shift
+    done
+    mkdir -p "$WORK/tok" "$WORK/bpe"
+    for split in train valid test; do
+        for l in "$src" "$tgt"; do
+            local opts=("${lower[@]}")
+            [ "$l" = "$tgt" ] && opts+=("${ro[@]}")
+            step "tokenize-$split.$l" "${PREP[@]}" tokenize "$l" "$WORK/text/$split.$l" "$WORK/tok/$split.$l" "${opts[@]}"
+        done
+    done
+    step clean "${PREP[@]}" clean "$WORK/tok/train.$src" "$WORK/tok/train.$tgt" \
+        "$WORK/tok/train.clean.$src" "$WORK/tok/train.clean.$tgt" --max "${CLEAN_MAX:-250}"
+    step bpe-learn "${PREP[@]}" bpe-learn "$WORK/bpe/codes" --merges "$merges" \
+        "$WORK/tok/train.clean.$src" "$WORK/tok/train.clean.$tgt"
+    for split in train valid test; do
+        for l in "$src" "$tgt"; do
+            local in="$WORK/tok/$split.$l"
+            [ "$split" = train ] && in="$WORK/tok/train.clean.$l"
+            step "bpe-apply-$split.$l" "${PREP[@]}" bpe-apply "$WORK/bpe/codes" "$in" "$WORK/bpe/$split.$l"
+        done
+    done
+    step binarize binarize "$src" "$tgt"
+}
+
+# wmt_text SRC TGT "TRAIN_PREFIX..." TEST_SRC_SGM TEST_REF_SGM [DEV_SRC_SGM DEV_REF_SGM] :
+# $WORK/text/{train,valid,test}.{SRC,TGT}; every TRAIN_PREFIX has .SRC and .TGT files
+# (or .SRC.gz/.TGT.gz); without a dev set every 100th training pair is held out (fairseq).
+wmt_text() {
+    local src=$1 tgt=$2 prefixes=($3) test_src=$4 test_ref=$5 dev_src=${6:-} dev_ref=${7:-} l p gz
+    mkdir -p "$WORK/text"
+    for l in "$src" "$tgt"; do
+        local files=()
+        for p in "${prefixes[@]}"; do
+            gz=""; locate "$p.$l" >/dev/null || gz=.gz
+            files+=("$p.$l$gz")
+        done
+        concat "$WORK/text/all.$l" "${files[@]}"
+    done
+    "${PREP[@]}" segments "$(locate "$test_src")" --out "$WORK/text/test.$src"
+    "${PREP[@]}" segments "$(locate "$test_ref")" --out "$WORK/text/test.$tgt"
+    if [ -n "$dev_src" ]; then
+        mv "$WORK/text/all.$src" "$WORK/text/train.$src" && mv "$WORK/text/all.$tgt" "$WORK/text/train.$tgt"
+        "${PREP[@]}" segments "$(locate "$dev_src")" --out "$WORK/text/valid.$src"
+        "${PREP[@]}" segments "$(locate "$dev_ref")" --out "$WORK/text/valid.$tgt"
+    else
+        "${PREP[@]}" split-valid "$WORK/text/all.$src" "$WORK/text/all.$tgt" --every 100 \
+            --train-out "$WORK/text/train" --valid-out "$WORK/text/valid" --src-lang "$src" --tgt-lang "$tgt"
+    fi
+}
+
+# require_pairs SRC TGT PREFIX... : each PREFIX.SRC/.TGT exists, plain or gzipped
+require_pairs() {
+    local src=$1 tgt=$2 missing=() p l; shift 2
+    for p in "$@"; do
+        for l in "$src" "$tgt"; do
+            locate "$p.$l" >/dev/null || locate "$p.$l.gz" >/dev/null || missing+=("$p.$l")
+        done
+    done
+    [ ${#missing[@]} -eq 0 ] || die "missing from ${RAW_DIR:-the downloads}: ${missing[*]}"
+}

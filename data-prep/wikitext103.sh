@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# WikiText-103 (word level, 267,735 types), as fairseq's language-model example: the
+# token files binarised with fairseq-preprocess --only-source; no further tokenisation.
+#
+#   bash data-prep/wikitext103.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
+#
+# --raw-dir holds wikitext-103-v1.zip, or its extracted wikitext-103/ folder.
+# Default output: data-bin/wikitext103.
+NAME=wikitext103
+source "$(dirname "$0")/common.sh"
+parse_args "$@"
+
+fetch wikitext-103-v1.zip https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip
+require wikitext-103/wiki.train.tokens wikitext-103/wiki.valid.tokens wikitext-103/wiki.test.tokens
+
+[ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again
+step binarize preprocess dict.txt --only-source --trainpref "$(locate wikitext-103/wiki.train.tokens)" \
+    --validpref "$(locate wikitext-103/wiki.valid.tokens)" --testpref "$(locate wikitext-103/wiki.test.tokens)"

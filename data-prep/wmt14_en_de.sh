@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# WMT'14 English -> German, as fairseq's prepare-wmt14en2de.sh (the recipe the authors'
+# 43,736-entry dictionary comes from): Europarl v7 + Common Crawl + News Commentary v9;
+# every 100th pair held out as valid; test newstest2014. Moses punctuation normalisation
+# and tokenisation (cased), clean-corpus 1-250 tokens with ratio 1.5, joint BPE with
+# subword-nmt, 40,000 merges.
+#
+#   bash data-prep/wmt14_en_de.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
+#
+# --raw-dir holds training-parallel-europarl-v7.tgz, training-parallel-commoncrawl.tgz,
+# training-parallel-nc-v9.tgz and test-full.tgz, or their extracted files.
+# Default output: data-bin/wmt14_en_de.
+NAME=wmt14_en_de
+source "$(dirname "$0")/common.sh"
+parse_args "$@"
+
+fetch training-parallel-europarl-v7.tgz http://statmt.org/wmt13/training-parallel-europarl-v7.tgz
+fetch training-parallel-commoncrawl.tgz http://statmt.org/wmt13/training-parallel-commoncrawl.tgz
+fetch training-parallel-nc-v9.tgz http://statmt.org/wmt14/training-parallel-nc-v9.tgz
+fetch test-full.tgz http://statmt.org/wmt14/test-full.tgz
+TRAIN="training/europarl-v7.de-en commoncrawl.de-en training/news-commentary-v9.de-en"
+require_pairs en de $TRAIN
+require test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
+step text wmt_text en de "$TRAIN" test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
+translation en de 40000

@@ -1,0 +1,133 @@
+"""data-prep scripts on tiny corpora laid out as the real downloads."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from fairseq.data import Dictionary, data_utils
+
+import corpus_fixtures
+from conftest import REPO
+
+
+def prep(name, *args, check=True):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(["bash", str(REPO / "data-prep" / f"{name}.sh"), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def n_sentences(out, split, pair, lang):
+    d = Dictionary.load(str(out / f"dict.{lang}.txt"))
+    ds = data_utils.load_indexed_dataset(str(out / f"{split}.{pair}.{lang}"), d)
+    return len(ds), d
+
+
+def test_iwslt14(tmp_path):
+    raw = corpus_fixtures.iwslt14(tmp_path / "raw")
+    out = tmp_path / "iwslt"
+    proc = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    assert "binaries in" in proc.stderr
+    n_test, d = n_sentences(out, "test", "de-en", "de")
+    assert n_test == 5 * 6  # the five XML test sets, every <seg>
+    n_train, _ = n_sentences(out, "train", "de-en", "en")
+    n_valid, _ = n_sentences(out, "valid", "de-en", "en")
+    assert n_valid == -(-400 // 23) and 0 < n_train <= 400 - n_valid  # every 23rd pair, then cleaning
+    text = (out.parent / "iwslt.work" / "bpe" / "train.de").read_text()
+    assert "<url>" not in text and "talkid" not in text and text == text.lower()
+    # the joined dictionary holds both languages
+    assert d.index("katze") != d.unk() or d.index("kat@@") != d.unk()
+    assert (out / "dict.de.txt").read_text() == (out / "dict.en.txt").read_text()
+
+
+@pytest.mark.parametrize("tgt", ["de", "fr"])
+def test_wmt14(tmp_path, tgt):
+    raw = corpus_fixtures.wmt14(tmp_path / "raw", tgt)
+    out = tmp_path / "bin"
+    prep(f"wmt14_en_{tgt}", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    n_corpora = 5 if tgt == "fr" else 3  # + UN and Gigaword (gzipped inside a tar) for En-Fr
+    n_valid, d = n_sentences(out, "valid", f"en-{tgt}", "en")
+    n_train, _ = n_sentences(out, "train", f"en-{tgt}", tgt)
+    assert n_valid == -(-n_corpora * 150 // 100)  # every 100th pair
+    assert n_train <= n_corpora * 150 - n_valid and n_train > 0.8 * (n_corpora * 150 - n_valid)
+    assert n_sentences(out, "test", f"en-{tgt}", tgt)[0] == 20
+    # cased, Moses-tokenised: punctuation split off, capitals kept
+    train = (tmp_path / "bin.work" / "tok" / "train.clean.en").read_text()
+    assert any(c.isupper() for c in train) and " ." in train
+
+
+def test_wmt16_en_ro_normalises_romanian(tmp_path):
+    raw = corpus_fixtures.wmt16_en_ro(tmp_path / "raw")
+    out = tmp_path / "bin"
+    prep("wmt16_en_ro", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    assert n_sentences(out, "valid", "en-ro", "ro")[0] == 15  # newsdev2016, not split from train
+    assert n_sentences(out, "test", "en-ro", "ro")[0] == 15
+    ro = (tmp_path / "bin.work" / "tok" / "train.clean.ro").read_text()
+    assert "ţ" not in ro and "ş" not in ro and "ă" not in ro and "â" not in ro and "tara" in ro
+    assert "ă" in (tmp_path / "bin.work" / "text" / "train.ro").read_text()  # raw text untouched
+
+
+def test_wikitext103(tmp_path):
+    raw = corpus_fixtures.wikitext103(tmp_path / "raw")
+    out = tmp_path / "bin"
+    prep("wikitext103", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    d = Dictionary.load(str(out / "dict.txt"))
+    ds = data_utils.load_indexed_dataset(str(out / "test"), d)
+    assert len(ds) == 42 and d.index("@-@") != d.unk()  # every line, WikiText's tokens kept
+
+
+def test_extracted_files_work_as_well_as_archives(tmp_path):
+    raw = corpus_fixtures.iwslt14(tmp_path / "raw")
+    extracted = tmp_path / "extracted"
+    extracted.mkdir()
+    subprocess.run(["tar", "-xzf", raw / "de-en.tgz", "-C", extracted], check=True)  # extracted/de-en/...
+    prep("iwslt14_de_en", "--raw-dir", extracted, "--out-dir", tmp_path / "bin", "--workers", 1)
+    assert (tmp_path / "bin" / "test.de-en.de.bin").exists()
+
+
+def test_missing_file_is_named_and_nothing_is_binarised(tmp_path):
+    raw = corpus_fixtures.wmt16_en_ro(tmp_path / "raw")
+    (raw / "dev.tgz").unlink()
+    proc = prep("wmt16_en_ro", "--raw-dir", raw, "--out-dir", tmp_path / "bin", check=False)
+    assert proc.returncode != 0
+    assert "missing from" in proc.stderr and "dev/newsdev2016-enro-src.en.sgm" in proc.stderr
+    assert not (tmp_path / "bin").exists()
+
+
+def test_failed_download_says_how_to_use_raw_dir(tmp_path):
+    env_url = "http://127.0.0.1:9/de-en.tgz"  # nothing listens on the discard port
+    proc = subprocess.run(["bash", str(REPO / "data-prep" / "iwslt14_de_en.sh"), "--out-dir", str(tmp_path / "bin")],
+                          capture_output=True, text=True, env=dict(os.environ, IWSLT14_URL=env_url))
+    assert proc.returncode != 0
+    assert f"could not download {env_url}" in proc.stderr and "--raw-dir" in proc.stderr
+    assert not list((tmp_path / "bin.work").glob("download/*.tgz"))  # no partial archive kept as complete
+
+
+def test_rerun_skips_finished_steps_and_interrupted_binarising_is_redone(tmp_path):
+    raw = corpus_fixtures.iwslt14(tmp_path / "raw")
+    out = tmp_path / "bin"
+    prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    stamp = (out / "train.de-en.de.bin").stat().st_mtime_ns
+    again = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    assert "binarize: done before, skipped" in again.stderr and "tokenize-train.de: done before" in again.stderr
+    assert (out / "train.de-en.de.bin").stat().st_mtime_ns == stamp
+
+
+def test_killed_run_leaves_no_binaries_and_the_next_run_completes(tmp_path):
+    raw = corpus_fixtures.iwslt14(tmp_path / "raw")
+    out = tmp_path / "bin"
+    proc = subprocess.Popen(["bash", str(REPO / "data-prep" / "iwslt14_de_en.sh"), "--raw-dir", str(raw),
+                             "--out-dir", str(out), "--workers", "1"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "bin.tmp").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)  # fairseq-preprocess has started writing
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # killed while binarising: no binaries that look finished
+    again = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    assert "tokenize-train.de: done before, skipped" in again.stderr
+    assert n_sentences(out, "test", "de-en", "de")[0] == 30
