@@ -91,9 +91,13 @@ def toy_bin(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_checkpoint(toy_bin, tmp_path_factory) -> Path:
-    """A delight_transformer trained 400 updates on the toy corpus: its save dir."""
+    """A delight_transformer trained 400 updates on the toy corpus: its save dir, holding
+    checkpoint_last.pt, checkpoint_best.pt, checkpoint_*_{150,225,300,375}.pt and train.log
+    (every 75 updates: never at an epoch's end, where fairseq names checkpoints by epoch)."""
     save = tmp_path_factory.mktemp("ckpt")
-    run_cli("train", toy_bin, *TOY_TRAIN_ARGS, "--max-update", 400, "--save-dir", save)
+    proc = run_cli("train", toy_bin, *TOY_TRAIN_ARGS, "--max-update", 400, "--save-dir", save,
+                   "--save-interval-updates", 75, "--keep-interval-updates", 4)
+    (save / "train.log").write_text(proc.stdout + proc.stderr)
     return save
 
 

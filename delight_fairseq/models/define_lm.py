@@ -100,6 +100,15 @@ def _delight_max_groups(cfg) -> int:
     return default_max_groups(cfg.decoder_embed_dim) if g is None else g
 
 
+def lm_block_configs(cfg):
+    """The DeLighT blocks of a ``--block-type delight`` model (pre-norm, block-wise scaled)."""
+    return scaled_blocks(
+        cfg, cfg.decoder_embed_dim, cfg.decoder_layers, cfg.delight_min_depth, cfg.delight_max_depth,
+        cfg.delight_width_mult, _delight_max_groups(cfg), cfg.delight_ffn_reduction,
+        cfg.delight_activation_fn, "ln", normalize_before=True,
+    )
+
+
 def build_lm_embedding(cfg, dictionary) -> nn.Module:
     """Standard lookup, AdaptiveInput, or DeFINE over either; tokens -> ``B x T x C``."""
     n = cfg.decoder_input_dim
@@ -159,11 +168,7 @@ class DefineLMDecoder(TransformerDecoderBase):
             tcfg.decoder.output_dim = embed_tokens.table.embedding_dim  # logits against the n-wide map
         self._blocks = None
         if cfg.block_type == "delight":
-            self._blocks = iter(scaled_blocks(
-                cfg, cfg.decoder_embed_dim, cfg.decoder_layers, cfg.delight_min_depth, cfg.delight_max_depth,
-                cfg.delight_width_mult, _delight_max_groups(cfg), cfg.delight_ffn_reduction,
-                cfg.delight_activation_fn, "ln", normalize_before=True,
-            ))
+            self._blocks = iter(lm_block_configs(cfg))
         super().__init__(tcfg, dictionary, embed_tokens, no_encoder_attn=True)
         if define:
             self.embed_scale = 1.0  # DeFINE scales its own map; its output is not a raw lookup
@@ -202,7 +207,7 @@ def _lm_preset(**values):
 WIKITEXT103 = dict(
     adaptive_input=True, adaptive_input_cutoff="20000,60000", adaptive_input_factor=4,
     adaptive_softmax_cutoff="20000,60000", adaptive_softmax_factor=4, adaptive_softmax_dropout=0.2,
-    tie_adaptive_weights=True, tie_adaptive_proj=True, tokens_per_sample=512,
+    tie_adaptive_weights=True, tie_adaptive_proj=True,
 )
 LM_PRESETS = {
     # DeLighT paper, WikiText-103: N 4 -> 12 block-wise scaling, adaptive input and softmax

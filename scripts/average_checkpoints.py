@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Average the parameters of the last N checkpoints of a run (the papers evaluate averaged
+models). "Last" means the most updates: checkpoint_EPOCH_UPDATES.pt files, else
+checkpointEPOCH.pt files.
+
+    python scripts/average_checkpoints.py CKPT_DIR --num 10 --output CKPT_DIR/averaged.pt
+"""
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import delight_fairseq  # noqa: E402,F401  (lets torch load fairseq checkpoints with weights_only)
+
+BY_UPDATES = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
+BY_EPOCH = re.compile(r"checkpoint(\d+)\.pt$")
+
+
+def last_checkpoints(folder: Path, num: int):
+    for pattern in (BY_UPDATES, BY_EPOCH):
+        found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.search(p.name)))
+        if found:
+            break
+    if len(found) < num:
+        names = ", ".join(p.name for _, p in found) or "none"
+        raise SystemExit(
+            f"average_checkpoints: asked for the last {num} checkpoints in {folder}, found {len(found)} ({names}); "
+            "save more (checkpoint.save_interval_updates / keep_interval_updates) or lower --num"
+        )
+    return [p for _, p in found[-num:]]
+
+
+def average(paths):
+    states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    keys = list(states[-1]["model"])
+    for p, s in zip(paths, states):
+        if list(s["model"]) != keys:
+            raise SystemExit(f"average_checkpoints: {p} has other parameters than {paths[-1]}: not the same model")
+    out = dict(states[-1])  # config, dictionary sizes etc. of the newest
+    out["model"] = {
+        k: (sum(s["model"][k].double() for s in states) / len(states)).to(states[-1]["model"][k].dtype)
+        if states[-1]["model"][k].is_floating_point() else states[-1]["model"][k]
+        for k in keys
+    }
+    out.pop("last_optimizer_state", None)  # an average is for evaluation, not for resuming
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--num", type=int, default=10)
+    p.add_argument("--output", type=Path, required=True)
+    args = p.parse_args(argv)
+    paths = last_checkpoints(args.folder, args.num)
+    state = average(paths)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, args.output)
+    print(f"averaged {len(paths)} checkpoints ({paths[0].name} .. {paths[-1].name}) into {args.output}")
+
+
+if __name__ == "__main__":
+    main()

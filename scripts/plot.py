@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Pictures of a run and of a model.
+
+    python scripts/plot.py curves LOG [LOG...] --out curves.png   # train/valid loss per update
+    python scripts/plot.py scaling ARCH --out scaling.png           # block-wise scaling of a preset
+
+LOG is fairseq's log (``hydra_train.log``, or what fairseq-train printed with
+``--log-format simple``); every LOG is one run, labelled by its file name.
+"""
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import turns on DEBUG logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+STATS = re.compile(r"\| (train|valid) \| .*?\| loss ([\d.]+) .*?\| num_updates (\d+)")
+
+
+def read_log(path):
+    """{'train': [(updates, loss)], 'valid': [...]} from the epoch/validation summary lines."""
+    curves = {"train": [], "valid": []}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = STATS.search(line)
+        if m:
+            curves[m.group(1)].append((int(m.group(3)), float(m.group(2))))
+    if not curves["train"] and not curves["valid"]:
+        raise SystemExit(f"plot: no train/valid summary lines in {path}: is it a fairseq log?")
+    return curves
+
+
+def curves(args):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for log in args.logs:
+        data = read_log(log)
+        for split, style in (("train", "-"), ("valid", "--")):
+            if data[split]:
+                x, y = zip(*data[split])
+                ax.plot(x, y, style, label=f"{Path(log).parent.name or Path(log).stem} {split}")
+    ax.set_xlabel("updates")
+    ax.set_ylabel("loss (base 2)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def block_layout(arch: str):
+    """[(side, [(depth, widest DExTra layer)])] of a delight_transformer or define_lm preset."""
+    import argparse as ap
+
+    import delight_fairseq  # noqa: F401
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+    from delight_fairseq.models.define_lm import DefineLMConfig, lm_block_configs
+    from delight_fairseq.models.delight_config import DeLighTTransformerConfig, block_configs
+    from delight_fairseq.modules import dextra_schedule
+
+    if arch not in ARCH_CONFIG_REGISTRY:
+        raise SystemExit(f"plot: unknown --arch {arch}")
+    ns = ap.Namespace()
+    ARCH_CONFIG_REGISTRY[arch](ns)
+    model = ARCH_MODEL_REGISTRY[arch].__name__
+    cfg = DeLighTTransformerConfig() if model == "DeLighTTransformerModel" else DefineLMConfig()
+    for k, v in vars(ns).items():
+        if hasattr(cfg, k):
+            setattr(cfg, k, v)
+    if model == "DeLighTTransformerModel":
+        sides = [(side, block_configs(cfg, side)) for side in ("encoder", "decoder")]
+    elif cfg.block_type == "delight":
+        sides = [("decoder", lm_block_configs(cfg))]
+    else:
+        raise SystemExit(f"plot: {arch} has no DeLighT blocks to draw")
+    return [
+        (side, [(b.depth, max(w for w, _ in dextra_schedule(b.embed_dim, b.embed_dim // 2, b.depth, b.width_mult,
+                                                            b.max_groups, b.schedule))) for b in blocks])
+        for side, blocks in sides
+    ]
+
+
+def scaling(args):
+    layout = block_layout(args.arch)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for side, blocks in layout:
+        x = range(1, len(blocks) + 1)
+        axes[0].plot(x, [d for d, _ in blocks], "o-", label=side)
+        axes[1].plot(x, [w for _, w in blocks], "o-", label=side)
+    axes[0].set_title("DExTra depth N_b")
+    axes[1].set_title("widest DExTra layer")
+    for ax in axes:
+        ax.set_xlabel("block b")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"block-wise scaling: {args.arch}")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("curves")
+    s.add_argument("logs", nargs="+")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=curves)
+    s = sub.add_parser("scaling")
+    s.add_argument("arch")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=scaling)
+    args = p.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

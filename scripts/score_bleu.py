@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""BLEU of a fairseq-generate output, the two ways the papers report it.
+
+    python scripts/score_bleu.py GENERATE_OUTPUT --lang de [--compound-split] [--raw-ref FILE]
+
+- detokenised: hypotheses Moses-detokenised, scored by sacrebleu against the raw
+  references (``--raw-ref``, one line per test sentence) or the detokenised references;
+- tokenised: the tokenised text as fairseq prints it (BPE removed), as multi-bleu.perl
+  scores it; with ``--compound-split`` hyphenated compounds are split first
+  (``a-b -> a ##AT##-##AT## b``), the WMT'14 En-De convention of Vaswani et al.
+
+Generate with ``--remove-bpe`` (or ``--post-process``) so that H-/T- lines are words.
+"""
+import argparse
+import re
+import sys
+
+import sacrebleu
+from sacremoses import MosesDetokenizer
+
+COMPOUND = re.compile(r"(?<=\S)-(?=\S)")
+
+
+def read_generate(path):
+    hyps, refs = {}, {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("H-"):
+                idx, _score, text = line.rstrip("\n").split("\t", 2)
+                hyps[int(idx[2:])] = text
+            elif line.startswith("T-"):
+                idx, text = line.rstrip("\n").split("\t", 1)
+                refs[int(idx[2:])] = text
+    if not hyps:
+        raise SystemExit(f"score_bleu: no H- lines in {path}: is it fairseq-generate's output?")
+    ids = sorted(hyps)
+    return ids, [hyps[i] for i in ids], [refs.get(i, "") for i in ids]
+
+
+def compound_split(line: str) -> str:
+    return COMPOUND.sub(" ##AT##-##AT## ", line)
+
+
+def scores(ids, hyps, refs, lang, compound=False, raw_refs=None):
+    detok = MosesDetokenizer(lang=lang)
+    hyp_detok = [detok.detokenize(h.split()) for h in hyps]
+    ref_detok = [raw_refs[i] for i in ids] if raw_refs is not None else [detok.detokenize(r.split()) for r in refs]
+    split = compound_split if compound else (lambda s: s)
+    return {
+        "detok": sacrebleu.corpus_bleu(hyp_detok, [ref_detok]).score,
+        "tok": sacrebleu.corpus_bleu([split(h) for h in hyps], [[split(r) for r in refs]], tokenize="none").score,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("generate_output")
+    p.add_argument("--lang", required=True, help="target language (for detokenisation)")
+    p.add_argument("--compound-split", action="store_true")
+    p.add_argument("--raw-ref", help="raw (untokenised) references, one per line, in test-set order")
+    args = p.parse_args(argv)
+    ids, hyps, refs = read_generate(args.generate_output)
+    raw = None
+    if args.raw_ref:
+        raw = open(args.raw_ref, encoding="utf-8", errors="replace").read().splitlines()
+        if max(ids) >= len(raw):
+            raise SystemExit(f"score_bleu: {args.raw_ref} has {len(raw)} lines, the output needs {max(ids) + 1}")
+    s = scores(ids, hyps, refs, args.lang, args.compound_split, raw)
+    print(f"sentences {len(ids)}")
+    print(f"BLEU (detokenised, sacrebleu) {s['detok']:.2f}")
+    print(f"BLEU (tokenised{', compound-split' if args.compound_split else ''}) {s['tok']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

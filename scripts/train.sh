@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Train a published configuration with fairseq-hydra-train.
+#
+#   bash scripts/train.sh DATASET [HYDRA_OVERRIDE...]
+#   bash scripts/train.sh wmt14_en_de model=wmt14_en_de_256 gpus=wmt_1
+#   bash scripts/train.sh wikitext103 model=lm_wiki103_transformer precision=bf16
+#
+# DATASET is a config in configs/ (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro,
+# wikitext103); its binaries are read from data-bin/DATASET (DATA_DIR overrides) and the
+# checkpoints, hydra_train.log and .hydra/ go to checkpoints/DATASET-MODEL (SAVE_DIR
+# overrides). Any Hydra override may follow (optimization.max_update=1000, ...).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$REPO/.venv/bin/python" ] && export PATH="$REPO/.venv/bin:$PATH"
+die() { echo "train.sh: $*" >&2; exit 1; }
+[ $# -ge 1 ] || die "usage: bash scripts/train.sh DATASET [HYDRA_OVERRIDE...] (see the header)"
+DATASET=$1; shift
+[ -f "$REPO/configs/$DATASET.yaml" ] || die "no config configs/$DATASET.yaml; choose one of: $(cd "$REPO/configs" && ls *.yaml | sed 's/.yaml$//' | tr '\n' ' ')"
+MODEL=$(sed -n 's/^  - model: //p' "$REPO/configs/$DATASET.yaml")
+for arg in "$@"; do case $arg in model=*) MODEL=${arg#model=} ;; esac; done
+[ -f "$REPO/configs/model/$MODEL.yaml" ] || die "no model config configs/model/$MODEL.yaml"
+DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
+[ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
+DATA=$(cd "$DATA" && pwd)
+SAVE=${SAVE_DIR:-$REPO/checkpoints/$DATASET-$MODEL}
+mkdir -p "$SAVE" && SAVE=$(cd "$SAVE" && pwd)
+cd "$SAVE"  # hydra.run.dir is '.': its log and .hydra/ go beside the checkpoints
+exec fairseq-hydra-train --config-dir "$REPO/configs" --config-name "$DATASET" \
+    "task.data=$DATA" "common.user_dir=$REPO/delight_fairseq" "checkpoint.save_dir=$SAVE" "$@"

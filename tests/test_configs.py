@@ -1,0 +1,81 @@
+"""configs/: model configs equal the --arch presets; every dataset x model config composes
+and trains (shrunk, a few updates, on the CPU) through scripts/train.sh."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+
+MODEL_CONFIGS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml"))
+DATASET_OF = {"iwslt": "iwslt14_de_en", "wmt14_en_de": "wmt14_en_de", "wmt14_en_fr": "wmt14_en_fr",
+              "wmt16_en_ro": "wmt16_en_ro", "lm": "wikitext103"}
+# model options shrunk for the CPU (Hydra's ++ sets a key whether or not the YAML lists it)
+SHRINK_MT = dict(encoder_embed_dim=32, decoder_embed_dim=32, embed_map_dim=16, encoder_blocks=2,
+                 decoder_blocks=2, encoder_max_depth=5, decoder_max_depth=5)
+SHRINK_LM = dict(decoder_embed_dim=32, decoder_input_dim=16, decoder_output_dim=32, decoder_layers=2,
+                 decoder_attention_heads=2, decoder_ffn_embed_dim=32, define_expand_dim=64, define_max_groups=2,
+                 delight_max_depth=5, adaptive_input_cutoff="'50,120'", adaptive_softmax_cutoff="'50,120'")
+
+
+def dataset_of(model: str) -> str:
+    return next(v for k, v in DATASET_OF.items() if model.startswith(k))
+
+
+def test_model_configs_are_generated_from_the_presets():
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else "python",
+                           str(REPO / "scripts" / "make_configs.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_config_trains_a_few_updates(model, toy_bin, lm_data, tmp_path):
+    dataset = dataset_of(model)
+    lm = dataset == "wikitext103"
+    cfg = yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]
+    shrink = SHRINK_LM if lm else SHRINK_MT
+    overrides = [f"++model.{k}={v}" for k, v in shrink.items()]
+    overrides += ["task.tokens_per_sample=32"] if lm else ["task.source_lang=src", "task.target_lang=tgt"]
+    env = dict(os.environ, DATA_DIR=str(lm_data / "bin" if lm else toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
+    gpus = [f"gpus={'lm' if lm else 'wmt'}_1"] if dataset != "iwslt14_de_en" else []
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "train.sh"), dataset, f"model={model}", *gpus, "precision=fp32",
+         "common.cpu=true", "optimization.max_update=2", "optimization.update_freq=[1]", "dataset.max_tokens=1024",
+         "dataset.num_workers=0", "checkpoint.save_interval_updates=0", *overrides],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    state = torch.load(tmp_path / "ckpt" / "checkpoint_last.pt", weights_only=True)
+    assert state["optimizer_history"][-1]["num_updates"] == 2
+    saved = state["cfg"]["model"]
+    # the preset's options reached the model, except those shrunk here
+    for key, value in cfg.items():
+        if key not in shrink:
+            assert saved[key] == value, (key, saved[key], value)
+    assert (tmp_path / "ckpt" / "hydra_train.log").exists()
+
+
+def test_train_sh_explains_missing_data(tmp_path):
+    env = dict(os.environ, DATA_DIR=str(tmp_path / "nothing"))
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), "wmt14_en_de"], capture_output=True, text=True, env=env)
+    assert proc.returncode != 0 and "run bash data-prep/wmt14_en_de.sh first" in proc.stderr
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), "wmt15"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "no config configs/wmt15.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize("family, datasets", [("wmt", ["wmt14_en_de", "wmt14_en_fr", "wmt16_en_ro"]), ("lm", ["wikitext103"])])
+def test_gpu_counts_keep_the_effective_batch_and_precision_is_a_switch(family, datasets):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        for dataset in datasets:
+            batches = set()
+            for n in (1, 4, 8):
+                cfg = compose(config_name=dataset, overrides=[f"gpus={family}_{n}", "precision=bf16"])
+                assert cfg.distributed_training.distributed_world_size == n and cfg.common.bf16
+                batches.add(cfg.dataset.max_tokens * cfg.optimization.update_freq[0] * n)
+            assert batches == ({4096 * 16 * 8} if family == "wmt" else {3072 * 3 * 8})
+            assert compose(config_name=dataset).common.fp16  # the papers' runs: fp16 on 8 GPUs

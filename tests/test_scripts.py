@@ -1,0 +1,101 @@
+"""scripts/: checkpoint averaging, BLEU scoring, evaluate.sh, plots."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+import torch
+
+from conftest import LM_TRAIN_ARGS, REPO, run_cli
+
+sys.path.insert(0, str(REPO / "scripts"))
+import average_checkpoints  # noqa: E402
+import plot  # noqa: E402
+import score_bleu  # noqa: E402
+
+
+def script(name, *args, env=None):
+    cmd = ["bash" if name.endswith(".sh") else sys.executable, str(REPO / "scripts" / name), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+
+
+def test_average_of_the_last_checkpoints_is_their_mean(toy_checkpoint, tmp_path):
+    out = tmp_path / "avg.pt"
+    proc = script("average_checkpoints.py", toy_checkpoint, "--num", 3, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(toy_checkpoint.glob("checkpoint_*_*.pt"), key=lambda p: int(p.stem.split("_")[-1]))
+    assert [p.stem.split("_")[-1] for p in names] == ["150", "225", "300", "375"]
+    states = [torch.load(p, weights_only=True)["model"] for p in names[-3:]]
+    avg = torch.load(out, weights_only=True)
+    for key, value in avg["model"].items():
+        torch.testing.assert_close(value, sum(s[key] for s in states) / 3, rtol=1e-6, atol=1e-7)
+    assert "last_optimizer_state" not in avg and avg["cfg"]["model"]["_name"] == "delight_transformer_wmt14_en_de_128"
+
+
+def test_average_asks_for_more_checkpoints_than_there_are(toy_checkpoint, tmp_path):
+    proc = script("average_checkpoints.py", toy_checkpoint, "--num", 9, "--output", tmp_path / "avg.pt")
+    assert proc.returncode != 0 and "asked for the last 9 checkpoints" in proc.stderr and "found 4" in proc.stderr
+    assert not (tmp_path / "avg.pt").exists()
+
+
+def test_bleu_scores_and_compound_splitting(tmp_path):
+    hyps = ["das ist ein Test-Satz .", "ein kleines Haus"]
+    refs = ["das ist ein Test-Satz .", "ein großes Haus"]
+    out = tmp_path / "gen.txt"
+    out.write_text("".join(f"S-{i}\tx\nT-{i}\t{r}\nH-{i}\t-0.5\t{h}\n" for i, (h, r) in enumerate(zip(hyps, refs))))
+    ids, h, r = score_bleu.read_generate(out)
+    assert ids == [0, 1] and h == hyps and r == refs
+    assert score_bleu.compound_split("ein Test-Satz-Teil") == "ein Test ##AT##-##AT## Satz ##AT##-##AT## Teil"
+    plain = score_bleu.scores(ids, h, r, "de")
+    split = score_bleu.scores(ids, h, r, "de", compound=True)
+    assert plain["tok"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score)
+    split_expected = sacrebleu.corpus_bleu([score_bleu.compound_split(x) for x in hyps],
+                                           [[score_bleu.compound_split(x) for x in refs]], tokenize="none").score
+    assert split["tok"] == pytest.approx(split_expected) and split["tok"] > plain["tok"]  # more matching n-grams
+    assert plain["detok"] == pytest.approx(sacrebleu.corpus_bleu(["das ist ein Test-Satz.", "ein kleines Haus"],
+                                                                 [["das ist ein Test-Satz.", "ein großes Haus"]]).score)
+
+
+def test_evaluate_translation_averages_and_scores(toy_bin, toy_checkpoint, tmp_path):
+    proc = script("evaluate.sh", "iwslt14_de_en", toy_checkpoint, "--average", 3, env={"DATA_DIR": str(toy_bin)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "averaged 3 checkpoints" in proc.stdout and "sentences 100" in proc.stdout
+    detok = float(re.search(r"BLEU \(detokenised, sacrebleu\) ([\d.]+)", proc.stdout).group(1))
+    tok = float(re.search(r"BLEU \(tokenised\) ([\d.]+)", proc.stdout).group(1))
+    assert detok > 80 and tok > 80
+
+
+def test_evaluate_language_model_reports_perplexity(lm_data, tmp_path):
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 60, "--save-dir", tmp_path)
+    proc = script("evaluate.sh", "wikitext103", tmp_path, "--", "--tokens-per-sample", 64, "--context-window", 32,
+                  env={"DATA_DIR": str(lm_data / "bin")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(re.search(r"Perplexity: ([\d.]+)", proc.stdout).group(1)) < 100
+
+
+def test_evaluate_explains_missing_pieces(tmp_path):
+    proc = script("evaluate.sh", "wmt14_en_de", tmp_path, env={"DATA_DIR": str(tmp_path / "none")})
+    assert proc.returncode != 0 and "run bash data-prep/wmt14_en_de.sh first" in proc.stderr
+
+
+def test_plots(toy_checkpoint, tmp_path):
+    curves = plot.read_log(toy_checkpoint / "train.log")
+    assert len(curves["train"]) == 50  # one summary per epoch
+    assert len(curves["valid"]) == 50 + 5  # per epoch, and at each mid-epoch save (75, 150, ..., 375)
+    assert curves["valid"][-1][1] < curves["valid"][0][1]  # the loss went down
+    for args in (["curves", toy_checkpoint / "train.log"], ["scaling", "delight_transformer_wmt14_en_de_512"],
+                 ["scaling", "define_lm_wiki103_delight"]):
+        out = tmp_path / f"{args[0]}.png"
+        proc = script("plot.py", *args, "--out", out)
+        assert proc.returncode == 0, proc.stderr[-1500:]
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    proc = script("plot.py", "scaling", "define_lm_wiki103_transformer", "--out", tmp_path / "x.png")
+    assert proc.returncode != 0 and "has no DeLighT blocks" in proc.stderr
+
+
+def test_block_layout_of_a_preset():
+    layout = dict(plot.block_layout("delight_transformer_wmt14_en_de_512"))
+    assert [d for d, _ in layout["encoder"]] == [4, 4, 5, 5, 6, 6, 7, 8]
+    assert layout["encoder"][0][1] == 1024 and layout["encoder"][-1][1] == 1536  # w_m d_m = 2 x 512 ... 3 x 512
