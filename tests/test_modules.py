@@ -156,3 +156,17 @@ def test_sequence_dropout_uses_one_mask_per_sequence():
     assert torch.equal(y, y[:, :1].expand_as(y))  # the same mask at every time step
     assert not torch.equal(y[0], y[1])  # but a different one per sequence
     assert torch.equal(sequence_dropout(x, 0.5, training=False), x)
+
+
+@pytest.mark.parametrize("n, m, g", [(256, 256, 2), (928, 1072, 8), (1376, 1536, 16), (64, 32, 1)])
+def test_every_glt_kernel_computes_the_same(n, m, g):
+    from delight_fairseq.modules.glt_kernels import KERNELS
+
+    torch.manual_seed(0)
+    x, w = torch.randn(37, n), torch.randn(g, n // g, m // g)
+    expected = torch.cat([xi @ wi for xi, wi in zip(x.split(n // g, -1), w)], -1)  # Eq. 1, group by group
+    for name, kernel in KERNELS.items():
+        torch.testing.assert_close(kernel(x, w), expected, atol=1e-5, rtol=1e-5, msg=name)
+    glt = GroupLinear(n, m, g, bias=False)
+    glt.weight.data.copy_(w)
+    torch.testing.assert_close(glt(x), expected, atol=1e-5, rtol=1e-5)  # the module uses the default kernel

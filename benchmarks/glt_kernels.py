@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Group linear transform: equivalent kernels timed side by side (forward + backward) on
+the GLT shapes of a preset's DExTra layers, float32. Prints each kernel's time relative to
+``bmm`` (GroupLinear's default), shape by shape and summed over the model.
+
+    python benchmarks/glt_kernels.py [--arch delight_transformer_wmt14_en_de_512] [--tokens 2048]
+        [--device cpu|cuda] [--repeat 20]
+"""
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from delight_fairseq.modules import GroupLinear  # noqa: E402
+from delight_fairseq.modules.glt_kernels import KERNELS  # noqa: E402
+from delight_fairseq.stats import build_from_arch  # noqa: E402
+
+
+def glt_shapes(arch: str):
+    """Counter of (N, M, G) over every grouped (G > 1) layer of the preset."""
+    from delight_fairseq.models.delight_transformer import PRESETS
+
+    model = build_from_arch(arch, 1000 if arch not in PRESETS else 1000)
+    return Counter((m.in_features, m.out_features, m.groups) for m in model.modules()
+                   if isinstance(m, GroupLinear) and m.groups > 1)
+
+
+def time_kernel(fn, x, w, repeat: int, device: str) -> float:
+    def step():
+        y = fn(x, w)
+        y.sum().backward()
+
+    for _ in range(3):  # warm-up
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="delight_transformer_wmt14_en_de_512")
+    p.add_argument("--tokens", type=int, default=2048)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeat", type=int, default=20)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    shapes = glt_shapes(args.arch)
+    print(f"{args.arch}: {sum(shapes.values())} grouped layers, {len(shapes)} distinct shapes; "
+          f"{args.tokens} tokens, fp32, forward+backward, {args.device}, {torch.get_num_threads()} threads")
+    print(f"{'N':>5} {'M':>5} {'G':>3} {'x':>3}  {'bmm ms':>8}  " + "  ".join(f"{k:>14}" for k in KERNELS if k != "bmm"))
+    totals = Counter()
+    for (n, m, g), count in sorted(shapes.items()):
+        x = torch.randn(args.tokens, n, device=args.device, requires_grad=True)
+        w = torch.randn(g, n // g, m // g, device=args.device, requires_grad=True)
+        times = {k: time_kernel(fn, x, w, args.repeat, args.device) for k, fn in KERNELS.items()}
+        for k, t in times.items():
+            totals[k] += t * count
+        print(f"{n:>5} {m:>5} {g:>3} {count:>3}  {times['bmm'] * 1e3:>8.3f}  "
+              + "  ".join(f"{times[k] / times['bmm']:>13.2f}x" for k in KERNELS if k != "bmm"))
+    print("whole model (time relative to bmm): "
+          + ", ".join(f"{k} {totals[k] / totals['bmm']:.2f}x" for k in KERNELS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Parameter and MAC accounting (the authors' way) against hand-computed values."""
+import subprocess
+import sys
+
+import torch.nn as nn
+
+from conftest import REPO, build_model, make_dictionary, num_params, tiny_cfg
+from delight_fairseq.modules import GroupLinear
+from delight_fairseq.stats import translation_stats
+
+
+def _weights(module, skip=()):
+    """Weights of every Linear / group linear under ``module`` (per-token MACs)."""
+    return sum(m.weight.numel() for m in module.modules()
+               if isinstance(m, (nn.Linear, GroupLinear)) and m not in skip)
+
+
+def test_macs_match_the_formulas():
+    cfg = tiny_cfg(encoder_blocks=2, decoder_blocks=1, share_all_embeddings=True)
+    model = build_model(cfg, src_dict=make_dictionary(40))
+    S, T = 7, 5
+    stats = translation_stats(model, S, T)
+    d_enc, d_dec = 64 // 2, 48 // 2  # attention dims d_m / 2
+    # encoder: every weight once per source token, self-attention S*S*D per block
+    assert stats.macs["encoder"] == S * _weights(model.encoder) + 2 * S * S * d_enc
+    # decoder, step t = 1..T: weights once, self-attention over t positions, cross over S;
+    # the cross-attention keys/values are projected once, from the S source positions
+    kv = [layer.encoder_attn.kv_proj for layer in model.decoder.layers]
+    dec_weights = _weights(model.decoder, skip=(model.decoder.output_proj, *kv))
+    assert stats.macs["decoder"] == (T * dec_weights + S * sum(m.weight.numel() for m in kv)
+                                     + d_dec * T * (T + 1) // 2 + T * S * d_dec)
+    # output: d_m -> map_dim, then V x map_dim logits, per generated token
+    assert stats.macs["output"] == T * (48 * 16 + 40 * 16)
+    assert stats.params == num_params(model)
+    assert stats.embedding_params == 40 * 16  # the shared table, once
+    assert [len(v) for v in stats.block_params.values()] == [2, 1]
+    assert sum(map(sum, stats.block_params.values())) == sum(num_params(l) for l in model.encoder.layers) + sum(
+        num_params(l) for l in model.decoder.layers)
+
+
+def test_decoder_macs_grow_quadratically_with_the_target_length():
+    model = build_model(tiny_cfg(decoder_blocks=1))
+    a, b = translation_stats(model, 6, 4).macs["decoder"], translation_stats(model, 6, 8).macs["decoder"]
+    d, kv = 48 // 2, model.decoder.layers[0].encoder_attn.kv_proj.weight.numel()
+    # doubling T doubles the per-token and cross-attention parts; self-attention goes T(T+1)/2: 10 -> 36;
+    # the keys/values of the 6 source positions are projected once whatever T is
+    assert b - 2 * a == d * (36 - 2 * 10) - 6 * kv
+
+
+def test_model_stats_command_on_a_preset_and_a_checkpoint(toy_checkpoint):
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "model_stats.py"), "--arch",
+                          "delight_transformer_wmt14_en_de_256"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "parameters            13,788,584  (13.79M)" in out.stdout  # the published count
+    assert "MACs, source 20 / target 20 tokens" in out.stdout
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "model_stats.py"), "--checkpoint",
+                          str(toy_checkpoint / "checkpoint_last.pt"), "--src-len", "8"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "parameters               118,208" in out.stdout  # what fairseq-train reported for the toy model
+    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "model_stats.py"), "--arch", "transformer",
+                          "--vocab", "100"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "not a delight_transformer architecture" in bad.stderr
