@@ -8,7 +8,11 @@ __version__ = "0.1.0"
 _compat.apply()
 
 from . import models  # noqa: E402,F401  (registers delight_transformer and define_lm)
+from .models.define_lm import DefineLanguageModel  # noqa: E402
 from .models.delight_config import ConfigError  # noqa: E402
+from .models.delight_transformer import DeLighTTransformerModel  # noqa: E402
+
+__all__ = ["ConfigError", "DeLighTTransformerModel", "DefineLanguageModel"]
 
 
 def _report_config_errors(hook):
