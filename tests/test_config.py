@@ -76,3 +76,25 @@ def test_token_blocks_split_at_eos_under_numpy_2():
     sentences = [torch.tensor([5, 6, 2]), torch.tensor([7, 2])]
     blocks = TokenBlockDataset(sentences, [3, 2], block_size=None, pad=1, eos=2, break_mode="eos")
     assert [blocks[i].tolist() for i in range(len(blocks))] == [[5, 6, 2], [7, 2]]
+
+
+def test_checkpoint_of_another_model_or_dictionary_fails_clearly(toy_checkpoint, toy_bin, tmp_path):
+    state = torch.load(toy_checkpoint / "checkpoint_last.pt", weights_only=True)["model"]
+    other_size = build_model(tiny_cfg(share_all_embeddings=True), src_dict=make_dictionary(56))
+    with pytest.raises(ConfigError) as e:
+        other_size.load_state_dict(state)
+    assert "parameters have other shapes" in str(e.value) and "in the checkpoint" in str(e.value)
+    # the data's dictionary grew: the error names both sizes
+    proc = run_cli("generate", toy_bin, "--user-dir", PLUGIN, "--cpu", "--path", toy_checkpoint / "checkpoint_last.pt",
+                   "--model-overrides", "{'encoder_blocks': 3}", "--beam", 2, check=False)
+    assert proc.returncode != 0 and "does not fit this model" in proc.stderr and "Traceback" not in proc.stderr
+    grown = tmp_path / "bin"
+    grown.mkdir()
+    for f in toy_bin.iterdir():
+        (grown / f.name).write_bytes(f.read_bytes())
+    with open(grown / "dict.src.txt", "a") as f:
+        f.write("extra1 1\nextra2 1\nextra3 1\nextra4 1\nextra5 1\nextra6 1\nextra7 1\nextra8 1\n")
+    (grown / "dict.tgt.txt").write_text((grown / "dict.src.txt").read_text())
+    proc = run_cli("generate", grown, "--user-dir", PLUGIN, "--cpu", "--path", toy_checkpoint / "checkpoint_last.pt",
+                   "--beam", 2, check=False)
+    assert proc.returncode != 0 and "the source dictionary has 56 entries in the checkpoint, 64 in the data" in proc.stderr

@@ -33,6 +33,7 @@ from fairseq.utils import safe_getattr
 
 from ..modules import DeFINEEmbedding, DeLighTLayer, default_max_groups
 from ..modules.single_head_attention import reorder_cache
+from .checkpoint_fit import check_fits
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, _flag, check_activation, check_define, check_dropouts,
     raise_if, scaled_blocks,
@@ -190,6 +191,13 @@ class DefineLanguageModel(TransformerLanguageModel):
         validate_lm_config(cfg, len(task.source_dictionary))
         embed_tokens = build_lm_embedding(cfg, task.source_dictionary)
         return cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if strict:
+            table = next((k for k in ("decoder.embed_tokens.weight", "decoder.embed_tokens.table.weight")
+                          if k in self.state_dict()), None)
+            check_fits(self, state_dict, {"dictionary": table} if table else {})
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 def _lm_preset(**values):

@@ -11,6 +11,7 @@ import torch.nn as nn
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
 
+from .checkpoint_fit import check_fits
 from .delight_config import ConfigError, DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
 from .delight_encoder import DeLighTEncoder
@@ -31,6 +32,14 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
         dec_table = enc_table if cfg.share_all_embeddings else _table(tgt_dict, cfg.embed_map_dim)
         tie = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
         return cls(DeLighTEncoder(cfg, src_dict, enc_table), DeLighTDecoder(cfg, tgt_dict, dec_table, tie_output=tie))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if strict:
+            check_fits(self, state_dict, {
+                "source dictionary": "encoder.embed_tokens.table.weight",
+                "target dictionary": "decoder.embed_tokens.table.weight",
+            })
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 def _table(dictionary, map_dim: int) -> nn.Embedding:
