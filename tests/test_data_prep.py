@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -131,3 +132,24 @@ def test_killed_run_leaves_no_binaries_and_the_next_run_completes(tmp_path):
     again = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
     assert "tokenize-train.de: done before, skipped" in again.stderr
     assert n_sentences(out, "test", "de-en", "de")[0] == 30
+
+
+def test_hostile_raw_text_is_handled_and_inputs_are_kept(tmp_path):
+    """Non-UTF-8 bytes, empty lines and over-long lines: no crash, bad pairs dropped, inputs untouched."""
+    src, tgt = tmp_path / "raw.de", tmp_path / "raw.en"
+    src_bytes = "Grüße aus Köln .\n".encode("latin-1") + b"\n" + b"ein Satz .\n" + b"lang " * 300 + b"\n"
+    src.write_bytes(src_bytes)
+    tgt.write_bytes(b"greetings from Cologne .\nnot empty\na sentence .\nlong\n")
+    prep_py = [sys.executable, str(REPO / "data-prep" / "prep.py")]
+    subprocess.run([*prep_py, "tokenize", "de", src, tmp_path / "tok.de"], check=True, capture_output=True)
+    subprocess.run([*prep_py, "tokenize", "en", tgt, tmp_path / "tok.en"], check=True, capture_output=True)
+    tokenized = (tmp_path / "tok.de").read_text(encoding="utf-8").splitlines()
+    assert len(tokenized) == 4 and "\ufffd" in tokenized[0]  # undecodable bytes became U+FFFD, line kept
+    proc = subprocess.run([*prep_py, "clean", tmp_path / "tok.de", tmp_path / "tok.en", tmp_path / "c.de",
+                           tmp_path / "c.en", "--max", "250"], capture_output=True, text=True, check=True)
+    kept = (tmp_path / "c.de").read_text(encoding="utf-8").splitlines()
+    # the empty and the 300-token lines go, and so does the garbled one: Moses splits every
+    # U+FFFD into a token of its own, which breaks the 1.5 length ratio
+    assert "kept 1 pairs, dropped 3" in proc.stderr
+    assert kept == ["ein Satz ."] and (tmp_path / "c.en").read_text().splitlines() == ["a sentence ."]
+    assert src.read_bytes() == src_bytes  # nothing already written is touched
