@@ -14,7 +14,7 @@ Counts come from forward hooks on what actually runs, so they follow the model a
 import argparse
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -149,8 +149,6 @@ def build_from_arch(arch: str, src_vocab: int, tgt_vocab: Optional[int] = None, 
 
 def build_from_checkpoint(path: str):
     """The model of a checkpoint (its config and dictionary sizes), without the data."""
-    from .models.delight_transformer import PRESETS  # noqa: F401  (registers the archs)
-
     state = torch.load(path, map_location="cpu", weights_only=True)
     cfg = dict(state["cfg"]["model"])
     arch = cfg.pop("_name")

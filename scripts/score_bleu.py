@@ -13,7 +13,6 @@ Generate with ``--remove-bpe`` (or ``--post-process``) so that H-/T- lines are w
 """
 import argparse
 import re
-import sys
 
 import sacrebleu
 from sacremoses import MosesDetokenizer

@@ -2,7 +2,6 @@
 and trains (shrunk, a few updates, on the CPU) through scripts/train.sh."""
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch

@@ -11,7 +11,6 @@ import torch
 from conftest import LM_TRAIN_ARGS, REPO, run_cli
 
 sys.path.insert(0, str(REPO / "scripts"))
-import average_checkpoints  # noqa: E402
 import plot  # noqa: E402
 import score_bleu  # noqa: E402
 

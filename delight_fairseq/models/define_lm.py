@@ -17,7 +17,6 @@ input/softmax and their tying, positions, layerdrop, …) and the decoder is fai
 
 Every model is pre-norm (``decoder_normalize_before``), as fairseq's ``transformer_lm``.
 """
-import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
