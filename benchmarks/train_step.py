@@ -25,15 +25,6 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _dictionary(size):
-    from fairseq.data import Dictionary
-
-    d = Dictionary()
-    for i in range(size - len(d)):
-        d.add_symbol(f"w{i}")
-    return d
-
-
 def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
     import argparse as ap
     from types import SimpleNamespace
@@ -48,7 +39,9 @@ def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
         args.encoder_attention_heads = args.decoder_attention_heads = 4
     ARCH_CONFIG_REGISTRY[arch](args)
     args.dropout = 0.0
-    d = _dictionary(vocab)
+    from delight_fairseq.stats import dictionary_of_size
+
+    d = dictionary_of_size(vocab)
     return TransformerModel.build_model(args, SimpleNamespace(source_dictionary=d, target_dictionary=d))
 
 

@@ -116,34 +116,53 @@ def translation_stats(model, src_len: int = 20, tgt_len: int = 20) -> Stats:
     return stats
 
 
+def dictionary_of_size(size: int):
+    """A fairseq dictionary of exactly ``size`` entries (its 4 specials included)."""
+    from fairseq.data import Dictionary
+
+    d = Dictionary()
+    for i in range(size - len(d)):
+        d.add_symbol(f"w{i}")
+    return d
+
+
+def preset_config(arch: str, overrides: Optional[Dict] = None):
+    """The config dataclass (``delight_transformer`` or ``define_lm``) that ``--arch ARCH``
+    and the ``overrides`` give, as fairseq's command line builds it."""
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+    from .models.define_lm import DefineLanguageModel, DefineLMConfig
+    from .models.delight_config import DeLighTTransformerConfig
+    from .models.delight_transformer import DeLighTTransformerModel
+
+    kinds = {DeLighTTransformerModel: DeLighTTransformerConfig, DefineLanguageModel: DefineLMConfig}
+    if ARCH_MODEL_REGISTRY.get(arch) not in kinds:
+        raise SystemExit(f"{arch!r} is not a delight_transformer or define_lm architecture")
+    cfg = kinds[ARCH_MODEL_REGISTRY[arch]]()
+    unknown = [k for k in (overrides or {}) if not hasattr(cfg, k)]
+    if unknown:
+        raise SystemExit(f"unknown option(s) {', '.join(unknown)} for {arch}")
+    args = argparse.Namespace(**(overrides or {}))
+    ARCH_CONFIG_REGISTRY[arch](args)
+    for k, v in vars(args).items():
+        if hasattr(cfg, k):  # arch functions also set fairseq's legacy fields
+            setattr(cfg, k, v)
+    return cfg
+
+
 def build_from_arch(arch: str, src_vocab: int, tgt_vocab: Optional[int] = None, overrides: Optional[Dict] = None):
     """A ``delight_transformer`` preset with dictionaries of the given sizes."""
     from types import SimpleNamespace
 
-    from fairseq.data import Dictionary
-    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+    from fairseq.models import ARCH_MODEL_REGISTRY
 
-    from .models.delight_config import DeLighTTransformerConfig
     from .models.delight_transformer import DeLighTTransformerModel
 
-    if arch not in ARCH_MODEL_REGISTRY or ARCH_MODEL_REGISTRY[arch] is not DeLighTTransformerModel:
+    if ARCH_MODEL_REGISTRY.get(arch) is not DeLighTTransformerModel:
         raise SystemExit(f"model_stats: {arch!r} is not a delight_transformer architecture")
-    args = argparse.Namespace(**(overrides or {}))
-    ARCH_CONFIG_REGISTRY[arch](args)
-    cfg = DeLighTTransformerConfig()
-    for k, v in vars(args).items():
-        if not hasattr(cfg, k):
-            raise SystemExit(f"model_stats: unknown option {k!r}")
-        setattr(cfg, k, v)
-
-    def dictionary(size):
-        d = Dictionary()
-        for i in range(size - len(d)):
-            d.add_symbol(f"w{i}")
-        return d
-
-    src = dictionary(src_vocab)
-    tgt = src if (tgt_vocab is None or cfg.share_all_embeddings) else dictionary(tgt_vocab)
+    cfg = preset_config(arch, overrides)
+    src = dictionary_of_size(src_vocab)
+    tgt = src if (tgt_vocab is None or cfg.share_all_embeddings) else dictionary_of_size(tgt_vocab)
     return DeLighTTransformerModel.build_model(cfg, SimpleNamespace(source_dictionary=src, target_dictionary=tgt))
 
 

@@ -56,25 +56,13 @@ def curves(args):
 
 def block_layout(arch: str):
     """[(side, [(depth, widest DExTra layer)])] of a delight_transformer or define_lm preset."""
-    import argparse as ap
-
-    import delight_fairseq  # noqa: F401
-    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
-
-    from delight_fairseq.models.define_lm import DefineLMConfig, lm_block_configs
+    from delight_fairseq.models.define_lm import lm_block_configs
     from delight_fairseq.models.delight_config import DeLighTTransformerConfig, block_configs
     from delight_fairseq.modules import dextra_schedule
+    from delight_fairseq.stats import preset_config
 
-    if arch not in ARCH_CONFIG_REGISTRY:
-        raise SystemExit(f"plot: unknown --arch {arch}")
-    ns = ap.Namespace()
-    ARCH_CONFIG_REGISTRY[arch](ns)
-    model = ARCH_MODEL_REGISTRY[arch].__name__
-    cfg = DeLighTTransformerConfig() if model == "DeLighTTransformerModel" else DefineLMConfig()
-    for k, v in vars(ns).items():
-        if hasattr(cfg, k):
-            setattr(cfg, k, v)
-    if model == "DeLighTTransformerModel":
+    cfg = preset_config(arch)
+    if isinstance(cfg, DeLighTTransformerConfig):
         sides = [(side, block_configs(cfg, side)) for side in ("encoder", "decoder")]
     elif cfg.block_type == "delight":
         sides = [("decoder", lm_block_configs(cfg))]

@@ -33,6 +33,7 @@ from fairseq.utils import safe_getattr
 from ..modules import DeFINEEmbedding, DeLighTLayer, default_max_groups
 from ..modules.single_head_attention import reorder_cache
 from .checkpoint_fit import check_fits
+from .delight_encoder import lookup_table
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, _flag, check_activation, check_define, check_dropouts,
     raise_if, scaled_blocks,
@@ -119,9 +120,7 @@ def build_lm_embedding(cfg, dictionary) -> nn.Module:
             cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
         )
     else:
-        table = nn.Embedding(len(dictionary), n, padding_idx=dictionary.pad())
-        nn.init.normal_(table.weight, mean=0, std=n ** -0.5)
-        nn.init.zeros_(table.weight[dictionary.pad()])
+        table = lookup_table(dictionary, n)
     if not cfg.define_embedding:
         return table
     return DeFINEEmbedding(

@@ -31,6 +31,14 @@ def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
     )
 
 
+def lookup_table(dictionary, dim: int) -> nn.Embedding:
+    """``V x dim`` lookup table, ``N(0, dim^-1/2)`` with a zero padding row, as fairseq's transformer."""
+    table = nn.Embedding(len(dictionary), dim, padding_idx=dictionary.pad())
+    nn.init.normal_(table.weight, mean=0.0, std=dim ** -0.5)
+    nn.init.zeros_(table.weight[dictionary.pad()])
+    return table
+
+
 def build_positions(embed_dim: int, padding_idx: int, max_positions: int) -> SinusoidalPositionalEmbedding:
     return SinusoidalPositionalEmbedding(embed_dim, padding_idx, init_size=max_positions + padding_idx + 1)
 

@@ -7,14 +7,13 @@ Every preset sets only what differs from ``DeLighTTransformerConfig``; the table
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-import torch.nn as nn
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
 
 from .checkpoint_fit import check_fits
 from .delight_config import ConfigError, DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
-from .delight_encoder import DeLighTEncoder
+from .delight_encoder import DeLighTEncoder, lookup_table
 
 
 @register_model("delight_transformer", dataclass=DeLighTTransformerConfig)
@@ -28,8 +27,8 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
                 "--share-all-embeddings needs one joined dictionary for source and target: "
                 "preprocess with `fairseq-preprocess --joined-dictionary`, or drop the flag"
             )
-        enc_table = _table(src_dict, cfg.embed_map_dim)
-        dec_table = enc_table if cfg.share_all_embeddings else _table(tgt_dict, cfg.embed_map_dim)
+        enc_table = lookup_table(src_dict, cfg.embed_map_dim)
+        dec_table = enc_table if cfg.share_all_embeddings else lookup_table(tgt_dict, cfg.embed_map_dim)
         tie = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
         return cls(DeLighTEncoder(cfg, src_dict, enc_table), DeLighTDecoder(cfg, tgt_dict, dec_table, tie_output=tie))
 
@@ -40,14 +39,6 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
                 "target dictionary": "decoder.embed_tokens.table.weight",
             })
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
-
-
-def _table(dictionary, map_dim: int) -> nn.Embedding:
-    """``V x E`` lookup table, ``N(0, E^-1/2)`` as fairseq's transformer."""
-    table = nn.Embedding(len(dictionary), map_dim, padding_idx=dictionary.pad())
-    nn.init.normal_(table.weight, mean=0.0, std=map_dim ** -0.5)
-    nn.init.zeros_(table.weight[dictionary.pad()])
-    return table
 
 
 @dataclass(frozen=True)
