@@ -17,11 +17,23 @@ die() { echo "train.sh: $*" >&2; exit 1; }
 DATASET=$1; shift
 [ -f "$REPO/configs/$DATASET.yaml" ] || die "no config configs/$DATASET.yaml; choose one of: $(cd "$REPO/configs" && ls *.yaml | sed 's/.yaml$//' | tr '\n' ' ')"
 MODEL=$(sed -n 's/^  - model: //p' "$REPO/configs/$DATASET.yaml")
-for arg in "$@"; do case $arg in model=*) MODEL=${arg#model=} ;; esac; done
+PRECISION=$(sed -n 's/^  - precision: //p' "$REPO/configs/$DATASET.yaml")
+for arg in "$@"; do
+    case $arg in
+        model=*) MODEL=${arg#model=} ;;
+        precision=*) PRECISION=${arg#precision=} ;;
+    esac
+done
 [ -f "$REPO/configs/model/$MODEL.yaml" ] || die "no model config configs/model/$MODEL.yaml"
 DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
 [ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
 DATA=$(cd "$DATA" && pwd)
+command -v fairseq-hydra-train >/dev/null || die "fairseq-hydra-train not found: run bash scripts/install.sh (or activate your environment)"
+PY=$(dirname "$(command -v fairseq-hydra-train)")/python
+[ -x "$PY" ] || PY=python
+if [ "$PRECISION" = fp16 ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    die "precision=fp16 needs a CUDA GPU (fairseq's FP16 optimizer) and this machine has none: add precision=bf16 or precision=fp32 (and common.cpu=true)"
+fi
 SAVE=${SAVE_DIR:-$REPO/checkpoints/$DATASET-$MODEL}
 mkdir -p "$SAVE" && SAVE=$(cd "$SAVE" && pwd)
 cd "$SAVE"  # hydra.run.dir is '.': its log and .hydra/ go beside the checkpoints

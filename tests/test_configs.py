@@ -78,3 +78,16 @@ def test_gpu_counts_keep_the_effective_batch_and_precision_is_a_switch(family, d
                 batches.add(cfg.dataset.max_tokens * cfg.optimization.update_freq[0] * n)
             assert batches == ({4096 * 16 * 8} if family == "wmt" else {3072 * 3 * 8})
             assert compose(config_name=dataset).common.fp16  # the papers' runs: fp16 on 8 GPUs
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given on machines without a CUDA GPU")
+def test_fp16_on_a_machine_without_cuda_is_refused_before_anything_is_written(toy_bin, tmp_path):
+    env = dict(os.environ, DATA_DIR=str(toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), "wmt14_en_de"],  # precision fp16 by default
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == (
+        "train.sh: precision=fp16 needs a CUDA GPU (fairseq's FP16 optimizer) and this machine has none: "
+        "add precision=bf16 or precision=fp32 (and common.cpu=true)"
+    )
+    assert not (tmp_path / "ckpt").exists()
