@@ -49,8 +49,8 @@ class MacCounter:
                 self.handles.append(m.register_forward_hook(self._attention, with_kwargs=True))
 
     def _weights(self, module, inputs, output):
-        n_in = module.in_features
-        tokens = inputs[0].numel() // n_in
+        x = inputs[0]  # * x N (a GroupLinear's mixed input, if any, is a keyword)
+        tokens = x.numel() // x.shape[-1]
         self.macs[self.part] += tokens * (module.weight.numel())
 
     def _attention(self, module, args, kwargs, output):

@@ -55,8 +55,14 @@ def test_fewer_groups_mean_more_parameters():
 
 
 def _layer_inputs(hgt, e):
+    """Each layer's effective input (``mixed`` interleaved in, as the layer computes it) and output."""
     seen = []
-    handles = [layer.register_forward_hook(lambda m, i, o: seen.append((i[0], o))) for layer in hgt.layers]
+
+    def hook(m, args, kwargs, out):
+        x, mixed = args[0], kwargs.get("mixed")
+        seen.append((x if mixed is None else mix_inputs(x, mixed, m.groups), out))
+
+    handles = [layer.register_forward_hook(hook, with_kwargs=True) for layer in hgt.layers]
     out = hgt(e)
     for h in handles:
         h.remove()

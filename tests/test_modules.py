@@ -1,5 +1,6 @@
 """Building blocks against references written independently of them."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,6 +62,35 @@ def test_group_linear_shuffle_then_group_norm_then_activation():
     torch.testing.assert_close(glt(x), ref, atol=1e-5, rtol=1e-5)
     # one norm of M/G features shared by the groups
     assert sum(p.numel() for p in glt.norm.parameters()) == 2 * 3
+
+
+@pytest.mark.parametrize("groups, shuffle, bias", [(1, False, True), (2, True, True), (4, False, True), (4, True, False)])
+def test_group_linear_with_mixed_input_equals_mixing_first(groups, shuffle, bias):
+    """``glt(x, mixed=inp)`` is ``glt(mix_inputs(x, inp, G))``: outputs and every gradient."""
+    torch.manual_seed(0)
+    glt = GroupLinear(24 + 8, 12, groups, bias=bias, shuffle=shuffle, norm="ln", activation="swish").double()
+    if bias:
+        torch.nn.init.normal_(glt.bias)
+    x = torch.randn(5, 3, 24, dtype=torch.double, requires_grad=True)  # T x B x A
+    inp = torch.randn(5, 3, 8, dtype=torch.double, requires_grad=True)  # T x B x B
+    fused = glt(x, mixed=inp)
+    grads = torch.autograd.grad(fused.square().sum(), [x, inp, *glt.parameters()])
+    ref = glt(mix_inputs(x, inp, groups))
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, inp, *glt.parameters()])
+    torch.testing.assert_close(fused, ref)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
+    # and the hand-written backward is the true derivative (inputs, weight, bias)
+    lin = GroupLinear(24 + 8, 12, groups, bias=bias, shuffle=shuffle).double()
+    params = dict(lin.named_parameters())
+
+    def f(a, b, *values):
+        return torch.func.functional_call(lin, dict(zip(params, values)), (a,), {"mixed": b})
+
+    assert torch.autograd.gradcheck(f, (x[:2].detach().requires_grad_(), inp[:2].detach().requires_grad_(),
+                                        *[p.detach().requires_grad_() for p in params.values()]))
+    with pytest.raises(ValueError, match="expected 32 input features, got 30"):
+        glt(x, mixed=inp[..., :6])
 
 
 def test_group_linear_rejects_indivisible_sizes():
@@ -170,3 +200,28 @@ def test_every_glt_kernel_computes_the_same(n, m, g):
     glt = GroupLinear(n, m, g, bias=False)
     glt.weight.data.copy_(w)
     torch.testing.assert_close(glt(x), expected, atol=1e-5, rtol=1e-5)  # the module uses the default kernel
+
+
+def test_dextra_equals_the_straightforward_per_layer_implementation():
+    """benchmarks/dextra.py times the plugin against the authors' formulation (permute,
+    bmm, shuffle, LayerNorm, chunk-and-concatenate mixer per layer): the same function."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from dextra import check_equal
+
+    torch.manual_seed(0)
+    for d_m, depth, w_m in [(64, 4, 2.0), (96, 5, 1.0)]:
+        check_equal(DExTra(d_m, d_m // 2, d_m // 2, depth, w_m, default_max_groups(d_m, 16)), torch.randn(20, d_m))
+
+
+def test_dextra_under_torch_compile_equals_eager():
+    torch.manual_seed(0)
+    dextra = DExTra(32, 16, 16, 4, 2.0, 4)
+    x = torch.randn(6, 3, 32, requires_grad=True)  # T x B x C
+    outs = []
+    for fn in (dextra, torch.compile(dextra)):
+        y = fn(x)
+        outs.append([y, *torch.autograd.grad(y.square().sum(), [x, *dextra.parameters()])])
+    for eager, compiled in zip(*outs):
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)

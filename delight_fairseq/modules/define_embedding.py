@@ -30,7 +30,6 @@ import torch.nn as nn
 
 from .delight_embedding import sequence_dropout
 from .group_linear import GroupLinear
-from .input_mixer import mix_inputs
 
 TRANSFORMS = ("lt", "glt", "glt_shuffle", "hgt")
 CONNECTIONS = ("none", "residual", "concat", "split_mix")
@@ -103,7 +102,7 @@ class HierarchicalGroupTransform(nn.Module):
             elif self.connection == "concat":
                 out = layer(torch.cat([h, e], dim=-1))  # * x (w_{l-1} + n)
             else:
-                out = layer(mix_inputs(h, e, layer.groups))  # * x (w_{l-1} + n), interleaved
+                out = layer(h, mixed=e)  # sees mix_inputs(h, e, groups): * x (w_{l-1} + n), interleaved
             h = out + h if self.connection == "residual" and l > 0 else out
         return h
 

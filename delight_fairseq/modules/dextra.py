@@ -31,7 +31,6 @@ import torch
 import torch.nn as nn
 
 from .group_linear import GroupLinear
-from .input_mixer import mix_inputs
 
 SCHEDULES = ("code", "paper")
 
@@ -116,8 +115,6 @@ class DExTra(nn.Module):
         x = self.input_layer(x)  # * x P
         inp = x
         for i, layer in enumerate(self.glt_layers):
-            if i > 0:
-                x = mix_inputs(x, inp, layer.groups)  # * x (w_{l-1} + P)
-            x = layer(x)  # * x w_l
-        x = mix_inputs(x, inp, 1)  # * x (w_N + P)
-        return self.output_layer(x)
+            # after the first layer, group i also sees group i of the input (input mixer)
+            x = layer(x, mixed=inp if i > 0 else None)  # * x w_l
+        return self.output_layer(x, mixed=inp)  # sees [x, inp]

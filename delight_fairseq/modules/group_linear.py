@@ -7,6 +7,11 @@ DeLighT (Mehta et al., ICLR 2021), Sec. 3.1: the input ``X in R^N`` is split int
 ``G`` groups ``X_1..X_G`` of ``N/G`` features; group ``i`` has its own weight
 ``W_i in R^{N/G x M/G}`` and bias, and the outputs ``Y_i = X_i W_i + b_i`` are
 concatenated to ``Y in R^M``. Parameters: ``N*M/G + M``. ``G = 1`` is a Linear.
+
+With ``mixed`` (the block input ``B`` features that the input mixer interleaves with
+the layer input, DeFINE Sec. 3.2 / Fig. 2c), group ``i`` sees ``[X_i, B_i]``: its weight
+is split into the rows for ``X_i`` and those for ``B_i`` and the two products summed,
+so the ``* x (N + B)`` concatenation is never materialised (nor kept for backward).
 """
 from typing import Optional
 
@@ -29,9 +34,61 @@ def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(*lead, groups, features // groups).transpose(-1, -2).reshape(*lead, features)
 
 
+class _GroupMatmul(torch.autograd.Function):
+    """``x: R x A``, optional ``mixed: R x B`` -> ``R x M``: group ``i`` of the result is
+    ``[x_i, mixed_i] W_i + b_i``, written in feature-shuffled order if ``shuffle``.
+
+    Autograd of the same composition (transpose, baddbmm, transpose, shuffle, reshape)
+    copies every gradient through several non-contiguous layouts; here each direction
+    makes one group-major copy (``G x R x M/G``) and the bias gradient is a contiguous
+    reduction (``benchmarks/dextra.py`` measures the difference).
+    """
+
+    @staticmethod
+    def forward(ctx, x, mixed, weight, bias, shuffle: bool):
+        g, _, k = weight.shape
+        r, a = x.shape[0], x.shape[1] // g
+        parts = [x] if mixed is None else [x, mixed]
+        w_rows = [weight[:, :a]] if mixed is None else [weight[:, :a], weight[:, a:]]
+        yg = None
+        for t, w in zip(parts, w_rows):
+            tg = t.view(r, g, t.shape[1] // g).transpose(0, 1)  # G x R x A/G (a view)
+            if yg is None:
+                yg = torch.bmm(tg, w) if bias is None else torch.baddbmm(bias, tg, w)  # G x R x K
+            else:
+                yg.baddbmm_(tg, w)
+        # shuffle: output feature k*G + g is group g's feature k
+        y = (yg.permute(1, 2, 0) if shuffle else yg.transpose(0, 1)).reshape(r, g * k)  # R x M
+        ctx.save_for_backward(x, mixed, weight)
+        ctx.shuffle, ctx.has_bias = shuffle, bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mixed, weight = ctx.saved_tensors
+        g, _, k = weight.shape
+        r, a = x.shape[0], x.shape[1] // g
+        grad = grad.view(r, k, g).permute(2, 0, 1) if ctx.shuffle else grad.view(r, g, k).transpose(0, 1)
+        grad = grad.contiguous()  # G x R x K
+        parts = [x] if mixed is None else [x, mixed]
+        w_rows = [weight[:, :a]] if mixed is None else [weight[:, :a], weight[:, a:]]
+        grads_in, grads_w = [], []
+        for i, (t, w) in enumerate(zip(parts, w_rows)):
+            n = t.shape[1] // g
+            if ctx.needs_input_grad[i]:
+                grads_in.append(torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n))  # R x (G*n)
+            else:
+                grads_in.append(None)
+            if ctx.needs_input_grad[2]:
+                grads_w.append(torch.bmm(t.view(r, g, n).permute(1, 2, 0), grad))  # G x n x K
+        grad_w = None if not grads_w else (grads_w[0] if len(grads_w) == 1 else torch.cat(grads_w, dim=1))
+        grad_b = grad.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grads_in[0], (grads_in[1] if mixed is not None else None), grad_w, grad_b, None
+
+
 class GroupLinear(nn.Module):
     """``G`` independent linear maps on ``G`` slices of the features, computed as one
-    batched matmul ``G x R x N/G  @  G x N/G x M/G``.
+    batched matmul ``G x R x N/G  @  G x N/G x M/G`` (``_GroupMatmul``).
 
     Optional, in this order (the authors' order): feature shuffle of the ``G`` output
     groups, a norm over each group's ``M/G`` features (one norm module shared by all
@@ -72,24 +129,23 @@ class GroupLinear(nn.Module):
             f"groups={self.groups}, bias={self.bias is not None}, shuffle={self.shuffle}"
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``* x N`` -> ``* x M``."""
-        *lead, n = x.shape
+    def forward(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``;
+        equal to ``forward(mix_inputs(x, mixed, G))``."""
+        *lead, a = x.shape
+        n = a + (0 if mixed is None else mixed.shape[-1])
+        if n != self.in_features:
+            raise ValueError(f"GroupLinear: expected {self.in_features} input features, got {n}")
         g = self.groups
         if g == 1:
-            bias = None if self.bias is None else self.bias.view(-1)
-            y = F.linear(x, self.weight[0].t(), bias)  # * x M
+            w = self.weight[0]  # N x M
+            x2 = x.reshape(-1, a)  # R x A
+            y = x2 @ w[:a] if self.bias is None else torch.addmm(self.bias.view(-1), x2, w[:a])  # R x M
+            if mixed is not None:
+                y = y.addmm_(mixed.reshape(-1, mixed.shape[-1]), w[a:])  # + [x, mixed] rows of W
         else:
-            xg = x.reshape(-1, g, n // g).transpose(0, 1)  # G x R x N/G
-            if self.bias is None:
-                yg = torch.bmm(xg, self.weight)
-            else:
-                yg = torch.baddbmm(self.bias, xg, self.weight)  # G x R x M/G
-            yg = yg.transpose(0, 1)  # R x G x M/G
-            if self.shuffle:
-                # R x G x M/G -> R x M/G x G, re-read as G groups of M/G
-                yg = yg.transpose(1, 2).reshape(-1, g, self.out_features // g)
-            y = yg
+            flat_mixed = None if mixed is None else mixed.reshape(-1, mixed.shape[-1])
+            y = _GroupMatmul.apply(x.reshape(-1, a), flat_mixed, self.weight, self.bias, self.shuffle)  # R x M
         if self.norm is not None:
             y = self.norm(y.reshape(-1, g, self.out_features // g))  # per-group norm
         y = y.reshape(*lead, self.out_features)

@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""DExTra as the plugin computes it vs a straightforward per-layer implementation (and,
+with --compile, vs ``torch.compile`` of the plugin's module): forward + backward time,
+measured side by side in one process on the same weights; prints ratios.
+
+    python benchmarks/dextra.py [--tokens 2048] [--rounds 3] [--compile] [--profile] [--device cpu|cuda]
+
+The straightforward implementation is the authors' formulation, layer by layer: permute
+the features into groups, ``bmm`` plus bias, permute back, feature shuffle by
+permute + contiguous, a LayerNorm call, the activation, and the input mixer by chunking
+both inputs into groups and concatenating them. The plugin's ``GroupLinear`` does the
+mixer inside the group matmul (the concatenation is never built) with a hand-written
+backward that makes one group-major copy each way (``delight_fairseq/modules/group_linear.py``).
+The shapes are the DExTra blocks of the presets (d_m, depth N, width w_m, g_max).
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from delight_fairseq.modules import DExTra, default_max_groups  # noqa: E402
+
+# (name, d_m, depth, width_mult): blocks of the presets (WMT'14 d_m 256/512/640, IWSLT d_m 384)
+SHAPES = [
+    ("wmt14_en_de_256, N=4", 256, 4, 2.0),
+    ("wmt14_en_de_512, N=4", 512, 4, 2.0),
+    ("wmt14_en_de_512, N=8", 512, 8, 2.0),
+    ("iwslt_de_en, N=9", 384, 9, 1.0),
+    ("wmt14_en_de_640, N=8", 640, 8, 2.0),
+]
+
+
+def naive_glt(layer, x):
+    """One GroupLinear of ``layer``'s weights, computed the straightforward way."""
+    r, n = x.shape
+    g, m = layer.groups, layer.out_features
+    k = m // g
+    if g == 1:
+        y = x @ layer.weight[0] + layer.bias.view(-1)
+        y = y.view(r, 1, k)
+    else:
+        xg = x.view(r, g, n // g).transpose(0, 1).contiguous()  # G x R x N/G
+        y = torch.bmm(xg, layer.weight) + layer.bias  # G x R x K
+        y = y.transpose(0, 1).contiguous()  # R x G x K
+        if layer.shuffle:
+            y = y.transpose(1, 2).contiguous().view(r, g, k)
+    if layer.norm is not None:
+        y = layer.norm(y)
+    y = y.view(r, m)
+    if layer.act is not None:
+        y = layer.act(y)
+    return F.dropout(y, layer.dropout, layer.training)
+
+
+def naive_mix(x, inp, groups):
+    pairs = zip(x.chunk(groups, dim=-1), inp.chunk(groups, dim=-1))
+    return torch.cat([t for pair in pairs for t in pair], dim=-1)
+
+
+def naive_dextra(dextra: DExTra, x):
+    x = naive_glt(dextra.input_layer, x)
+    inp = x
+    for i, layer in enumerate(dextra.glt_layers):
+        if i > 0:
+            x = naive_mix(x, inp, layer.groups)
+        x = naive_glt(layer, x)
+    return naive_glt(dextra.output_layer, naive_mix(x, inp, 1))
+
+
+def build(d_m, depth, width_mult, device):
+    return DExTra(d_m, d_m // 2, d_m // 2, depth, width_mult, default_max_groups(d_m)).to(device)
+
+
+def check_equal(dextra, x):
+    """The two implementations agree in output and in every gradient."""
+    grads = []
+    for fn in (dextra, lambda t: naive_dextra(dextra, t)):
+        xi = x.detach().clone().requires_grad_()
+        dextra.zero_grad()
+        out = fn(xi)
+        out.square().mean().backward()
+        grads.append([out.detach(), xi.grad] + [p.grad.clone() for p in dextra.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def step_time(fn, x, steps, sync):
+    for _ in range(2):
+        fn(x).sum().backward()
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn(x).sum().backward()
+    sync()
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tokens", type=int, default=2048, help="rows (T x B) per call")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile(DExTra)")
+    p.add_argument("--profile", action="store_true", help="print a profiler table per implementation (first shape)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    print(f"# DExTra forward + backward, {args.tokens} tokens, {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
+    print(f"{'block':<24} {'layout (width, groups)':<58} {'naive ms':>9} {'plugin ms':>9} {'speedup':>8}"
+          + (f" {'compiled':>9}" if args.compile else ""))
+    speedups = []
+    for i, (name, d_m, depth, w_m) in enumerate(SHAPES):
+        dextra = build(d_m, depth, w_m, device)
+        x = torch.randn(args.tokens, d_m, device=device, requires_grad=True)
+        check_equal(dextra, x)
+        fns = {"naive": lambda t: naive_dextra(dextra, t), "plugin": dextra}
+        if args.compile:
+            fns["compiled"] = torch.compile(dextra)
+        if args.profile and i == 0:
+            from torch.profiler import profile
+
+            for key, fn in fns.items():
+                with profile() as prof:
+                    step_time(fn, x, 2, sync)
+                print(f"## profile: {key}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        times = {k: [] for k in fns}
+        for _ in range(args.rounds):
+            for key, fn in fns.items():
+                times[key].append(step_time(fn, x, args.steps, sync))
+        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        speedups.append(med["naive"] / med["plugin"])
+        layout = " ".join(f"{w}/{g}" for w, g in dextra.layout)
+        line = f"{name:<24} {layout:<58} {med['naive']:>9.1f} {med['plugin']:>9.1f} {speedups[-1]:>7.2f}x"
+        if args.compile:
+            line += f" {med['compiled']:>8.1f} ({med['naive'] / med['compiled']:.2f}x)"
+        print(line, flush=True)
+    print(f"geometric mean speedup of the plugin over the straightforward implementation: "
+          f"{statistics.geometric_mean(speedups):.2f}x (target 1.3x)")
+
+
+if __name__ == "__main__":
+    main()
