@@ -4,6 +4,7 @@ dictionary. Each is handled the way fairseq's options say -- never a crash."""
 import math
 import random
 import re
+import shutil
 
 import pytest
 
@@ -78,14 +79,18 @@ def test_training_skips_overlong_pairs_and_learns_from_the_rest(hostile_run):
     assert (save / "checkpoint_last.pt").exists()
 
 
-def test_overlong_validation_pair_without_the_skip_flag_is_one_clear_error(hostile_bin, tmp_path):
-    proc = _train(hostile_bin[0], tmp_path, "--max-update", 5, check=False)
+def test_overlong_validation_pair_without_the_skip_flag_is_one_clear_error(hostile_bin, hostile_run, tmp_path):
+    # resuming a run (its checkpoint_last.pt) without the flag: one line, and the checkpoint is untouched
+    shutil.copy(hostile_run[0] / "checkpoint_last.pt", tmp_path)
+    before = (tmp_path / "checkpoint_last.pt").read_bytes()
+    proc = _train(hostile_bin[0], tmp_path, "--max-update", 300, check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("delight_fairseq: Size of sample")
     assert "--skip-invalid-size-inputs-valid-test" in last and "--max-target-positions" in last
-    assert not list(tmp_path.glob("*.pt"))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_last.pt"]
+    assert (tmp_path / "checkpoint_last.pt").read_bytes() == before
 
 
 def test_truncate_source_keeps_long_pairs_instead_of_skipping_them(hostile_bin, tmp_path):
