@@ -116,13 +116,15 @@ def translation_stats(model, src_len: int = 20, tgt_len: int = 20) -> Stats:
     return stats
 
 
-def dictionary_of_size(size: int):
-    """A fairseq dictionary of exactly ``size`` entries (its 4 specials included)."""
+def dictionary_of_size(size: int, prefix: str = "w"):
+    """A fairseq dictionary of exactly ``size`` entries (its 4 specials included), the
+    words ``{prefix}0``, ``{prefix}1``, ..."""
     from fairseq.data import Dictionary
 
     d = Dictionary()
     for i in range(size - len(d)):
-        d.add_symbol(f"w{i}")
+        d.add_symbol(f"{prefix}{i}")
+    assert len(d) == size
     return d
 
 

@@ -12,19 +12,13 @@ import torch
 import delight_fairseq  # noqa: F401  (registers the models)
 from delight_fairseq.models.delight_config import DeLighTTransformerConfig
 from delight_fairseq.models.delight_transformer import DeLighTTransformerModel
-from fairseq.data import Dictionary
+from delight_fairseq.stats import dictionary_of_size
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = str(REPO / "delight_fairseq")
 
 
-def make_dictionary(size: int, prefix: str = "w") -> Dictionary:
-    """A fairseq dictionary of exactly ``size`` entries (4 specials included)."""
-    d = Dictionary()
-    for i in range(size - len(d)):
-        d.add_symbol(f"{prefix}{i}")
-    assert len(d) == size
-    return d
+make_dictionary = dictionary_of_size  # (size, prefix="w"): exactly ``size`` entries, 4 specials included
 
 
 def tiny_cfg(**overrides) -> DeLighTTransformerConfig:
