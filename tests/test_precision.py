@@ -116,6 +116,28 @@ def test_lm_preset_in_bf16_and_fp16_matches_fp32(arch):
     _assert_close_to_fp32(model, loss_fn)
 
 
+def test_autocast_bf16_matches_fp32():
+    """fairseq's --amp runs the float32 model under autocast: the group matmul's
+    hand-written autograd computes in the autocast dtype and returns float32 gradients."""
+    model = build_model(DeLighTTransformerConfig(**PRESETS["delight_transformer_iwslt_de_en"].overrides()),
+                        src_dict=make_dictionary(VOCAB)).eval()
+    g = torch.Generator().manual_seed(0)
+    src, prev, target = (torch.randint(4, VOCAB, (3, n), generator=g) for n in (14, 11, 11))
+    results = []
+    for enabled in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            logits = model(src, torch.full((3,), 14), prev)[0]
+        loss = _cross_entropy(logits, target)
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert all(gr.dtype == torch.float32 and torch.isfinite(gr).all() for gr in grads)
+        results.append((loss.item(), torch.cat([gr.flatten() for gr in grads])))
+    (ref_loss, ref), (loss, grads) = results
+    assert abs(loss - ref_loss) < LOSS_TOLERANCE[torch.bfloat16] * ref_loss
+    assert ((grads - ref).norm() / ref.norm()).item() < GRAD_TOLERANCE[torch.bfloat16]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_translation_long_sequences_and_all_padding_rows_stay_finite(dtype):
     model = build_model(tiny_cfg(max_source_positions=1024, max_target_positions=1024)).to(dtype)

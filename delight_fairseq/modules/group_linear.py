@@ -46,6 +46,10 @@ class _GroupMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, mixed, weight, bias, shuffle: bool):
+        device = x.device.type
+        if torch.is_autocast_enabled(device):  # fairseq --amp / torch.autocast: compute as its matmuls would
+            dtype = torch.get_autocast_dtype(device)
+            x, mixed, weight, bias = (None if t is None else t.to(dtype) for t in (x, mixed, weight, bias))
         g, _, k = weight.shape
         r, a = x.shape[0], x.shape[1] // g
         parts = [x] if mixed is None else [x, mixed]
@@ -65,7 +69,9 @@ class _GroupMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # in the forward's compute dtype; autograd casts each gradient to its input's dtype
         x, mixed, weight = ctx.saved_tensors
+        grad = grad.to(weight.dtype)
         g, _, k = weight.shape
         r, a = x.shape[0], x.shape[1] // g
         grad = grad.view(r, k, g).permute(2, 0, 1) if ctx.shuffle else grad.view(r, g, k).transpose(0, 1)
@@ -142,7 +148,7 @@ class GroupLinear(nn.Module):
             x2 = x.reshape(-1, a)  # R x A
             y = x2 @ w[:a] if self.bias is None else torch.addmm(self.bias.view(-1), x2, w[:a])  # R x M
             if mixed is not None:
-                y = y.addmm_(mixed.reshape(-1, mixed.shape[-1]), w[a:])  # + [x, mixed] rows of W
+                y = torch.addmm(y, mixed.reshape(-1, mixed.shape[-1]), w[a:])  # + [x, mixed] rows of W
         else:
             flat_mixed = None if mixed is None else mixed.reshape(-1, mixed.shape[-1])
             y = _GroupMatmul.apply(x.reshape(-1, a), flat_mixed, self.weight, self.bias, self.shuffle)  # R x M
