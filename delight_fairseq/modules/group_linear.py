@@ -34,6 +34,15 @@ def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(*lead, groups, features // groups).transpose(-1, -2).reshape(*lead, features)
 
 
+def _inputs_and_weight_rows(x, mixed, weight):
+    """``[(x, W[:, :A/G])]``, and ``(mixed, W[:, A/G:])`` when there is a mixed input."""
+    a = x.shape[1] // weight.shape[0]
+    pairs = [(x, weight[:, :a])]
+    if mixed is not None:
+        pairs.append((mixed, weight[:, a:]))
+    return pairs
+
+
 class _GroupMatmul(torch.autograd.Function):
     """``x: R x A``, optional ``mixed: R x B`` -> ``R x M``: group ``i`` of the result is
     ``[x_i, mixed_i] W_i + b_i``, written in feature-shuffled order if ``shuffle``.
@@ -51,11 +60,9 @@ class _GroupMatmul(torch.autograd.Function):
             dtype = torch.get_autocast_dtype(device)
             x, mixed, weight, bias = (None if t is None else t.to(dtype) for t in (x, mixed, weight, bias))
         g, _, k = weight.shape
-        r, a = x.shape[0], x.shape[1] // g
-        parts = [x] if mixed is None else [x, mixed]
-        w_rows = [weight[:, :a]] if mixed is None else [weight[:, :a], weight[:, a:]]
+        r = x.shape[0]
         yg = None
-        for t, w in zip(parts, w_rows):
+        for t, w in _inputs_and_weight_rows(x, mixed, weight):
             tg = t.view(r, g, t.shape[1] // g).transpose(0, 1)  # G x R x A/G (a view)
             if yg is None:
                 yg = torch.bmm(tg, w) if bias is None else torch.baddbmm(bias, tg, w)  # G x R x K
@@ -69,17 +76,15 @@ class _GroupMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # in the forward's compute dtype; autograd casts each gradient to its input's dtype
+        # everything in the forward's compute dtype (the saved tensors'); autograd casts
+        # each gradient to its input's dtype
         x, mixed, weight = ctx.saved_tensors
-        grad = grad.to(weight.dtype)
         g, _, k = weight.shape
-        r, a = x.shape[0], x.shape[1] // g
+        r = x.shape[0]
         grad = grad.view(r, k, g).permute(2, 0, 1) if ctx.shuffle else grad.view(r, g, k).transpose(0, 1)
         grad = grad.contiguous()  # G x R x K
-        parts = [x] if mixed is None else [x, mixed]
-        w_rows = [weight[:, :a]] if mixed is None else [weight[:, :a], weight[:, a:]]
         grads_in, grads_w = [], []
-        for i, (t, w) in enumerate(zip(parts, w_rows)):
+        for i, (t, w) in enumerate(_inputs_and_weight_rows(x, mixed, weight)):
             n = t.shape[1] // g
             if ctx.needs_input_grad[i]:
                 grads_in.append(torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n))  # R x (G*n)
