@@ -59,7 +59,8 @@ def naive_glt(layer, x):
 
 
 def naive_mix(x, inp, groups):
-    pairs = zip(x.chunk(groups, dim=-1), inp.chunk(groups, dim=-1))
+    """Group ``i`` is ``[inp_i, x_i]``, the block input first (the authors' order)."""
+    pairs = zip(inp.chunk(groups, dim=-1), x.chunk(groups, dim=-1))
     return torch.cat([t for pair in pairs for t in pair], dim=-1)
 
 

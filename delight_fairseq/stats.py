@@ -223,9 +223,12 @@ def main(argv=None):
     else:
         from .models.delight_transformer import PRESETS
 
-        vocab = args.vocab or (PRESETS[args.arch].vocab if args.arch in PRESETS else None)
+        preset = PRESETS.get(args.arch)
+        vocab = args.vocab or (preset.vocab if preset else None)
         if vocab is None:
             raise SystemExit("model_stats: give --vocab (the dictionary size)")
+        if args.tgt_vocab is None and args.vocab is None and preset is not None:
+            args.tgt_vocab = preset.tgt_vocab  # separate dictionaries (IWSLT)
         overrides = {}
         for item in args.set:
             key, _, value = item.partition("=")

@@ -23,7 +23,7 @@ fairseq-train "$OUT/bin" --user-dir "$ROOT/delight_fairseq" --cpu \
     --encoder-embed-dim 64 --decoder-embed-dim 64 --embed-map-dim 32 \
     --encoder-blocks 2 --decoder-blocks 2 \
     --encoder-min-depth 2 --encoder-max-depth 3 --decoder-min-depth 2 --decoder-max-depth 3 \
-    --dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 3e-3 \
+    --dropout 0 --attention-dropout 0 --ffn-dropout 0 --embed-dropout 0 --pos-dropout 0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 3e-3 \
     --lr-scheduler inverse_sqrt --warmup-updates 50 \
     --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
     --max-tokens 2000 --max-update 400 --seed 1 --num-workers 0 --data-buffer-size 0 \

@@ -25,6 +25,9 @@ VARIANTS = {
     "adaptive+delight": dict(ADAPTIVE, block_type="delight", decoder_input_dim=32),
     "define+adaptive+transformer": dict(ADAPTIVE, define_embedding=True),
     "define-no-reduce+delight": dict(define_embedding=True, define_no_reduce=True, define_expand_dim=32, block_type="delight"),
+    # the DeLighT authors' language model: their adaptive input, a DExTra embedding, no final norm
+    "authors-delight": dict(ADAPTIVE, adaptive_input_style="delight", delight_embedding=True, block_type="delight",
+                            no_decoder_final_norm=True, pos_dropout=0.1, embed_dropout=0.1),
 }
 
 
@@ -100,6 +103,9 @@ def test_define_adds_only_its_transform():
         (dict(block_type="delight", delight_min_depth=5), "--delight-min-depth"),
         (dict(tie_adaptive_weights=True), "--tie-adaptive-weights needs --adaptive-input"),
         (dict(dextra_dropout=1.5), "--dextra-dropout"),
+        (dict(define_embedding=True, delight_embedding=True), "--define-embedding and --delight-embedding .* choose one"),
+        (dict(delight_embedding=True, embed_max_groups=3), r"--embed-max-groups \(3\) must divide --decoder-embed-dim / 2 \(16\)"),
+        (dict(delight_embedding=True, pos_dropout=1.0), "--pos-dropout must be in"),
     ],
 )
 def test_bad_options_fail_at_build_time(overrides, message):
@@ -122,10 +128,33 @@ def test_wikitext103_presets_against_the_published_counts():
         del model
     delight = counts["define_lm_wiki103_delight"]
     define, baseline = counts["define_lm_wiki103_transformer"], counts["define_lm_wiki103_transformer_baseline"]
-    assert abs(delight / 99e6 - 1) < 0.05  # 102.76M; the paper does not give the block count (README)
+    assert delight == 99_247_668  # the authors' model, counted by their code (published: 99M)
     assert abs(define / 141.25e6 - 1) < 0.03  # Transformer-XL column with DeFINE
     assert abs(baseline / 139.33e6 - 1) < 0.03  # ... and without
     assert abs((define - baseline) / 1.92e6 - 1) < 0.1  # what DeFINE adds: 2.07M vs 1.92M published
+
+
+def test_the_authors_adaptive_input_scales_each_band_before_its_projection():
+    from fairseq.modules import AdaptiveInput
+
+    from delight_fairseq.models.adaptive_input import DeLighTAdaptiveInput
+
+    torch.manual_seed(0)
+    ours = DeLighTAdaptiveInput(200, 1, 32, 2.0, 32, [50, 120])
+    # their initialisation: the bands after the first start at zero
+    assert all(torch.all(band[0].weight == 0) for band in ours.embeddings[1:])
+    assert ours.embeddings[0][0].weight.std() > 0 and torch.all(ours.embeddings[0][0].weight[1] == 0)
+    for band in ours.embeddings[1:]:
+        torch.nn.init.normal_(band[0].weight)
+    plain = AdaptiveInput(200, 1, 32, 2.0, 32, [50, 120])
+    plain.load_state_dict(ours.state_dict())
+    tokens = torch.tensor([[4, 60, 150, 49], [50, 119, 120, 199]])  # B x T across the three bands
+    for i, (lo, hi) in enumerate([(0, 50), (50, 120), (120, 200)]):
+        mask = (tokens >= lo) & (tokens < hi)
+        scale = (32 / 2**i) ** 0.5  # sqrt of the band's width: 32, 16, 8
+        lookup, projection = ours.embeddings[i]
+        torch.testing.assert_close(ours(tokens)[mask], projection(lookup(tokens[mask] - lo) * scale))
+        torch.testing.assert_close(plain(tokens)[mask], projection(lookup(tokens[mask] - lo)))  # fairseq's: no scale
 
 
 def test_define_embedding_in_the_translation_model():

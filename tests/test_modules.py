@@ -22,8 +22,9 @@ def test_feature_shuffle_is_the_channel_interleave():
 def test_input_mixer_interleaves_groups_of_both_inputs():
     x = torch.tensor([0.0, 1, 2, 3])  # A = 4
     inp = torch.tensor([10.0, 11])  # B = 2
-    assert mix_inputs(x, inp, 2).tolist() == [0, 1, 10, 2, 3, 11]
-    assert mix_inputs(x, inp, 1).tolist() == [0, 1, 2, 3, 10, 11]
+    # the block input first in every group, as the authors' DExTra concatenates
+    assert mix_inputs(x, inp, 2).tolist() == [10, 0, 1, 11, 2, 3]
+    assert mix_inputs(x, inp, 1).tolist() == [10, 11, 0, 1, 2, 3]
     with pytest.raises(ValueError, match="divisible by groups"):
         mix_inputs(x, torch.zeros(3), 2)
 
@@ -101,13 +102,20 @@ def test_group_linear_rejects_indivisible_sizes():
 @pytest.mark.parametrize(
     "args, expected",
     [
-        # d_m 128 (P 64), N 4, w_m 2, g_max 4: linspace(64, 256, 2), mirrored with the widest repeated
-        ((128, 64, 4, 2.0, 4), [(64, 2), (256, 4), (256, 4), (64, 2)]),
-        # N odd: the widest layer once; 178 -> 184 (multiple of max(g_max, 8))
-        ((128, 64, 5, 2 + 2 / 7, 4), [(64, 2), (184, 4), (296, 4), (184, 4), (64, 2)]),
+        # d_m 128 (P 64, N_out 64), N 4, w_m 2, g_max 4: linspace(64, 256, 2), mirrored with the
+        # widest repeated; the last layer is N_out wide
+        ((128, 64, 64, 4, 2.0, 4), [(64, 2), (256, 4), (256, 4), (64, 2)]),
+        # N odd: the widest layer once; raw 178 -> 184 (a multiple of max(8, g_l, g_l+1))
+        ((128, 64, 64, 5, 2.286, 4), [(64, 2), (184, 4), (296, 4), (184, 4), (64, 2)]),
+        # the authors' d_m 512 block 7 (N 7, w_b 2.857: raw 256, 658, 1060, 1462): each layer
+        # rounded up to max(8, its groups, the next layer's), so the mirrored halves differ
+        # (664/1072/1472 vs 1064/664)
+        ((512, 256, 256, 7, 2.857, 16), [(256, 2), (664, 4), (1072, 8), (1472, 16), (1064, 8), (664, 4), (256, 2)]),
         # d_m 512, N 8, w_m 3, g_max 16: linspace(256, 1536, 4) = 256, 682.7, 1109.3, 1536
-        ((512, 256, 8, 3.0, 16), [(256, 2), (688, 4), (1120, 8), (1536, 16), (1536, 16), (1120, 8), (688, 4), (256, 2)]),
-        ((64, 32, 1, 2.0, 2), [(32, 2)]),
+        ((512, 256, 256, 8, 3.0, 16), [(256, 2), (688, 4), (1120, 8), (1536, 16), (1536, 16), (1112, 8), (688, 4), (256, 2)]),
+        # the embedding DExTra at d_m 512: 128 -> P 256 -> N_out 512, N 4, w 2, g_max 16
+        ((128, 256, 512, 4, 2.0, 16), [(256, 2), (256, 4), (256, 4), (512, 2)]),
+        ((64, 32, 32, 1, 2.0, 2), [(32, 2)]),
     ],
 )
 def test_dextra_schedule_authors_code(args, expected):
@@ -115,14 +123,16 @@ def test_dextra_schedule_authors_code(args, expected):
 
 
 def test_dextra_schedule_paper_groups_start_at_one():
-    assert [g for _, g in dextra_schedule(512, 256, 8, 3.0, 16, schedule="paper")] == [1, 2, 4, 8, 8, 4, 2, 1]
+    assert [g for _, g in dextra_schedule(512, 256, 256, 8, 3.0, 16, schedule="paper")] == [1, 2, 4, 8, 8, 4, 2, 1]
     with pytest.raises(ValueError, match="unknown DExTra schedule"):
-        dextra_schedule(512, 256, 8, 3.0, 16, schedule="icml")
+        dextra_schedule(512, 256, 256, 8, 3.0, 16, schedule="icml")
 
 
 def test_default_max_groups_matches_the_recipes():
-    # 2^ceil(log2(d_m/32)): 16 at d_m 384 (the paper's d_m/32 would give 12)
-    assert [default_max_groups(d) for d in (128, 256, 384, 512, 640)] == [4, 8, 16, 16, 32]
+    # 2^ceil(log2(d_m // 32)): 16 at d_m 384 (the paper's d_m/32 would give 12); integer
+    # division as the authors (d_m 48 -> 1, not 2)
+    assert [default_max_groups(d) for d in (128, 192, 256, 384, 512, 640, 1024)] == [4, 8, 8, 16, 16, 32, 32]
+    assert [default_max_groups(d) for d in (48, 16)] == [1, 1]
 
 
 def test_dextra_shapes_and_parameter_count():
@@ -136,7 +146,7 @@ def test_dextra_shapes_and_parameter_count():
 
     expected = glt(128, 64, 1)  # input layer
     expected += glt(64, 64, 2) + glt(64 + 64, 256, 4) + glt(256 + 64, 256, 4) + glt(256 + 64, 64, 2)
-    expected += glt(64 + 64, 64, 1)  # output layer sees the last layer mixed with the input
+    expected += glt(64 + 64, 64, 1)  # output layer sees the input concatenated to the last layer
     assert sum(p.numel() for p in d.parameters()) == expected
 
 

@@ -81,7 +81,9 @@ def _assert_close_to_fp32(model, loss_fn):
 
 @pytest.mark.parametrize("arch", _distinct_presets())
 def test_translation_preset_in_bf16_and_fp16_matches_fp32(arch):
-    model = build_model(DeLighTTransformerConfig(**PRESETS[arch].overrides()), src_dict=make_dictionary(VOCAB))
+    src_dict = make_dictionary(VOCAB)
+    tgt_dict = make_dictionary(VOCAB, "t") if PRESETS[arch].tgt_vocab else src_dict  # IWSLT: separate dictionaries
+    model = build_model(DeLighTTransformerConfig(**PRESETS[arch].overrides()), src_dict=src_dict, tgt_dict=tgt_dict)
     g = torch.Generator().manual_seed(0)
     src = torch.randint(4, VOCAB, (3, 14), generator=g)
     prev = torch.randint(4, VOCAB, (3, 11), generator=g)
@@ -113,6 +115,18 @@ def test_lm_preset_in_bf16_and_fp16_matches_fp32(arch):
         total = sum(_cross_entropy(logits, t).mul(t.numel()) for logits, t in zip(*pieces) if logits is not None)
         return total / target.numel()
 
+    if LM_PRESETS[arch].get("adaptive_input_style") == "delight":
+        # The authors' adaptive input starts its later bands at zero: their words reach the
+        # embedding DExTra as all-zero vectors, whose LayerNorms (variance 0) multiply the
+        # gradient by 1/sqrt(eps) each; the first gradients are ~1e9, beyond float16, so this
+        # model trains from scratch in float32 (the authors') or bfloat16 (README). Once the
+        # bands hold values, as after the first update, float16 is as close as elsewhere.
+        with pytest.raises(AssertionError, match="overflowed at every loss scale"):
+            _loss_and_grads(model.eval(), loss_fn, torch.float16)
+        model.float()
+        with torch.no_grad():
+            for band in model.decoder.embed_tokens.table.embeddings[1:]:
+                band[0].weight.normal_(0.0, band[0].embedding_dim ** -0.5)
     _assert_close_to_fp32(model, loss_fn)
 
 
@@ -120,7 +134,7 @@ def test_autocast_bf16_matches_fp32():
     """fairseq's --amp runs the float32 model under autocast: the group matmul's
     hand-written autograd computes in the autocast dtype and returns float32 gradients."""
     model = build_model(DeLighTTransformerConfig(**PRESETS["delight_transformer_iwslt_de_en"].overrides()),
-                        src_dict=make_dictionary(VOCAB)).eval()
+                        src_dict=make_dictionary(VOCAB), tgt_dict=make_dictionary(VOCAB, "t")).eval()
     g = torch.Generator().manual_seed(0)
     src, prev, target = (torch.randint(4, VOCAB, (3, n), generator=g) for n in (14, 11, 11))
     results = []

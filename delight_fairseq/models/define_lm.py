@@ -6,12 +6,13 @@ Everything else is fairseq's own ``transformer_lm``: the config extends
 input/softmax and their tying, positions, layerdrop, …) and the decoder is fairseq's
 ``TransformerDecoderBase``. Only two things change:
 
-- the input embedding (``--define-embedding``): the map is the usual lookup of width
-  ``--decoder-input-dim`` (``n``), or fairseq's ``AdaptiveInput`` with
-  ``--adaptive-input``; DeFINE expands it to ``k`` and reduces it to
-  ``--decoder-embed-dim``; tied output layers (``--tie-adaptive-weights``,
-  ``--share-decoder-input-output-embed``) then project ``d -> n`` first, as the
-  translation model does;
+- the input embedding: the map is the usual lookup of width ``--decoder-input-dim``
+  (``n``), or an adaptive input with ``--adaptive-input`` (fairseq's, or the DeLighT
+  authors' with ``--adaptive-input-style delight``); ``--define-embedding`` expands it with
+  DeFINE to ``k`` and reduces it to ``--decoder-embed-dim``, ``--delight-embedding``
+  expands it with a DExTra as the DeLighT authors' language model does; tied output
+  layers (``--tie-adaptive-weights``, ``--share-decoder-input-output-embed``) then project
+  ``d -> n`` first, as the translation model does;
 - the blocks (``--block-type delight``): ``--decoder-layers`` DeLighT blocks with
   block-wise scaling, pre-norm as in the authors' language models.
 
@@ -30,22 +31,33 @@ from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerL
 from fairseq.modules import AdaptiveInput
 from fairseq.utils import safe_getattr
 
-from ..modules import DeFINEEmbedding, DeLighTLayer, default_max_groups
+from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer, SequenceDropout, default_max_groups
+from ..modules.delight_embedding import MappedEmbedding
 from ..modules.single_head_attention import reorder_cache
+from .adaptive_input import DeLighTAdaptiveInput
 from .checkpoint_fit import check_fits
 from .delight_encoder import lookup_table
 from .delight_config import (
-    ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, _flag, check_activation, check_define, check_dropouts,
-    raise_if, scaled_blocks,
+    ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
+    check_dropouts, check_embedding, check_embedding_dropouts, embed_dextra, raise_if, scaled_blocks,
 )
 
 BLOCK_TYPES = ChoiceEnum(["transformer", "delight"])
+ADAPTIVE_INPUT_STYLES = ChoiceEnum(["fairseq", "delight"])
 
 
 @dataclass
-class DefineLMConfig(TransformerLanguageModelConfig, DExTraOptions, DeFINEConfig):
+class DefineLMConfig(TransformerLanguageModelConfig, DExTraOptions, EmbeddingOptions, DeFINEConfig):
     block_type: BLOCK_TYPES = field(
         default="transformer", metadata={"help": "blocks: fairseq's transformer layers or DeLighT blocks"}
+    )
+    delight_embedding: bool = field(
+        default=False, metadata={"help": "expand the map (--decoder-input-dim wide) to --decoder-embed-dim with a "
+                                         "DExTra, as the DeLighT authors' language model (--embed-* options)"}
+    )
+    adaptive_input_style: ADAPTIVE_INPUT_STYLES = field(
+        default="fairseq", metadata={"help": "fairseq: fairseq's AdaptiveInput; delight: the DeLighT authors' "
+                                             "(each band scaled by sqrt(band dim) before its projection)"}
     )
     delight_min_depth: int = field(default=4, metadata={"help": "DExTra depth N_min of the first DeLighT block"})
     delight_max_depth: int = field(default=12, metadata={"help": "DExTra depth N_max of the last DeLighT block"})
@@ -65,9 +77,16 @@ def _cutoffs(value) -> List[int]:
 
 def validate_lm_config(cfg, vocab_size: int) -> None:
     errors = check_dropouts(cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout"))
-    if cfg.define_embedding or cfg.block_type == "delight":
+    errors += check_embedding_dropouts(cfg)
+    if cfg.define_embedding or cfg.delight_embedding or cfg.block_type == "delight":
         errors += check_activation(cfg, "delight_activation_fn")
     errors += check_define(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
+    if cfg.define_embedding and cfg.delight_embedding:
+        errors.append(f"{_flag('define_embedding')} and {_flag('delight_embedding')} are two expansions of the same "
+                      "map: choose one")
+    if cfg.delight_embedding:
+        errors += check_embedding(cfg, cfg.decoder_embed_dim, cfg.delight_min_depth, cfg.delight_width_mult,
+                                  _flag("decoder_embed_dim"))
     for name in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
         cut = _cutoffs(getattr(cfg, name))
         if cut and (cut != sorted(set(cut)) or cut[0] <= 0 or cut[-1] > vocab_size or cut[:-1] and cut[-2] >= vocab_size):
@@ -111,23 +130,32 @@ def lm_block_configs(cfg):
 
 
 def build_lm_embedding(cfg, dictionary) -> nn.Module:
-    """Standard lookup, AdaptiveInput, or DeFINE over either; tokens -> ``B x T x C``."""
+    """Standard lookup, adaptive input, or DeFINE / DExTra over either; tokens -> ``B x T x C``."""
     n = cfg.decoder_input_dim
+    expanded = cfg.define_embedding or cfg.delight_embedding
     if cfg.adaptive_input:
-        table = AdaptiveInput(
+        adaptive = DeLighTAdaptiveInput if cfg.adaptive_input_style == "delight" else AdaptiveInput
+        table = adaptive(
             len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor,
-            n if cfg.define_embedding else cfg.decoder_embed_dim, _cutoffs(cfg.adaptive_input_cutoff),
+            n if expanded else cfg.decoder_embed_dim, _cutoffs(cfg.adaptive_input_cutoff),
             cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
         )
     else:
         table = lookup_table(dictionary, n)
-    if not cfg.define_embedding:
-        return table
-    return DeFINEEmbedding(
-        table, cfg.define_expand_dim, None if cfg.define_no_reduce else cfg.decoder_embed_dim, cfg.define_depth,
-        cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.delight_activation_fn,
-        dropout=cfg.dextra_dropout,
-    )
+    if cfg.delight_embedding:
+        depth, width_mult, max_groups = embed_dextra(cfg, cfg.decoder_embed_dim, cfg.delight_min_depth, cfg.delight_width_mult)
+        return DeLighTEmbedding(
+            table, cfg.decoder_embed_dim, depth, width_mult, max_groups, dropout=cfg.embed_dropout,
+            activation=cfg.delight_activation_fn, dextra_dropout=cfg.dextra_dropout, shuffle=not cfg.no_glt_shuffle,
+            schedule=cfg.dextra_schedule,
+        )
+    if cfg.define_embedding:
+        return DeFINEEmbedding(
+            table, cfg.define_expand_dim, None if cfg.define_no_reduce else cfg.decoder_embed_dim, cfg.define_depth,
+            cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.delight_activation_fn,
+            dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
+        )
+    return table
 
 
 @with_incremental_state
@@ -162,15 +190,17 @@ class DefineLMDecoder(TransformerDecoderBase):
         tcfg.decoder.normalize_before = True
         if tcfg.max_target_positions is None:
             tcfg.max_target_positions = cfg.tokens_per_sample
-        define = isinstance(embed_tokens, DeFINEEmbedding)
-        if define and (cfg.tie_adaptive_weights or cfg.share_decoder_input_output_embed):
+        expanded = isinstance(embed_tokens, MappedEmbedding)  # DeFINE or DExTra over the map
+        if expanded and (cfg.tie_adaptive_weights or cfg.share_decoder_input_output_embed):
             tcfg.decoder.output_dim = embed_tokens.table.embedding_dim  # logits against the n-wide map
         self._blocks = None
         if cfg.block_type == "delight":
             self._blocks = iter(lm_block_configs(cfg))
         super().__init__(tcfg, dictionary, embed_tokens, no_encoder_attn=True)
-        if define:
-            self.embed_scale = 1.0  # DeFINE scales its own map; its output is not a raw lookup
+        if expanded:
+            self.embed_scale = 1.0  # the expansion scales its own map; its output is not a raw lookup
+        if cfg.pos_dropout is not None:  # the authors' dropout after the positions: one mask per sequence
+            self.dropout_module = SequenceDropout(cfg.pos_dropout)
         if self.project_out_dim is None and self.embed_dim != self.output_embed_dim:
             # fairseq skips this projection when tying adaptive weights; DeFINE needs it
             self.project_out_dim = nn.Linear(self.embed_dim, self.output_embed_dim, bias=False)
@@ -216,13 +246,20 @@ WIKITEXT103 = dict(
     tie_adaptive_weights=True, tie_adaptive_proj=True,
 )
 LM_PRESETS = {
-    # DeLighT paper, WikiText-103: N 4 -> 12 block-wise scaling, adaptive input and softmax
-    # (published: 99M params, 24.14 test ppl); d_m 1024; the paper gives no B: 8 is the block
-    # count closest to 99M (102.76M with the WikiText-103 dictionary, README).
+    # DeLighT paper, WikiText-103 (99M params, 24.14 test ppl): the authors' model, as
+    # `lm_wikitext_103.py --d-m 1024` builds it with their delight_transformer_lm_wiki103 arch:
+    # B = N_max = 12 blocks, N 4 -> 12, w_m 2, pre-norm, no final norm; their adaptive input
+    # (128 wide, factor 2, bands scaled by sqrt(dim)) expanded by a DExTra 128 -> 1024
+    # (N 4, w 2, g_max 32); 1024 -> 128 before the tied adaptive softmax; dropouts 0.1.
+    # 99,247,668 params with the WikiText-103 dictionary of 267,744.
     "define_lm_wiki103_delight": dict(
-        WIKITEXT103, block_type="delight", decoder_embed_dim=1024, decoder_input_dim=1024,
-        decoder_output_dim=1024, decoder_layers=8, delight_min_depth=4, delight_max_depth=12,
-        delight_width_mult=2.0, dropout=0.2,
+        adaptive_input=True, adaptive_input_style="delight", adaptive_input_cutoff="20000,60000",
+        adaptive_input_factor=2, adaptive_softmax_cutoff="20000,60000", adaptive_softmax_factor=2,
+        adaptive_softmax_dropout=0.1, tie_adaptive_weights=True, tie_adaptive_proj=True,
+        delight_embedding=True, block_type="delight", decoder_embed_dim=1024, decoder_input_dim=128,
+        decoder_output_dim=128, decoder_layers=12, delight_min_depth=4, delight_max_depth=12, delight_width_mult=2.0,
+        no_decoder_final_norm=True, dropout=0.1, attention_dropout=0.1, dextra_dropout=0.1, ffn_dropout=0.1,
+        activation_dropout=0.0, embed_dropout=0.1, pos_dropout=0.1,
     ),
     # DeFINE paper, WikiText-103, Transformer-XL column (n 384: 139.33M -> with DeFINE 141.25M,
     # 24.17 ppl): Transformer-XL "standard" (16 x 410-dim layers, 10 heads, FFN 2100; every

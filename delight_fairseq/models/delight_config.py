@@ -5,7 +5,7 @@ Defaults follow the authors' WMT'14 En-De recipe (``../shared/DESIGN.md``); the 
 presets in ``delight_transformer.py`` set only what differs.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
@@ -34,6 +34,30 @@ class DExTraOptions(FairseqDataclass):
 
 
 @dataclass
+class EmbeddingOptions(FairseqDataclass):
+    """The DExTra expansion of the lookup table (DeLighT Sec. 4.1) and the dropouts
+    around it, shared by both models; ``None`` takes the authors' value."""
+
+    embed_depth: Optional[int] = field(
+        default=None, metadata={"help": "DExTra depth of the embedding expansion (0: one Linear map -> d_m; "
+                                        "default: N_min of the decoder's blocks, as the authors)"}
+    )
+    embed_width_mult: Optional[float] = field(
+        default=None, metadata={"help": "width multiplier of the embedding DExTra (default: w_m of the blocks)"}
+    )
+    embed_max_groups: Optional[int] = field(
+        default=None, metadata={"help": "max GLT groups of the embedding DExTra (default 2^ceil(log2(d_m // 32)))"}
+    )
+    embed_dropout: float = field(
+        default=0.0, metadata={"help": "dropout on the looked-up map, one mask per sequence (the authors' --delight-emb-dropout)"}
+    )
+    pos_dropout: Optional[float] = field(
+        default=None, metadata={"help": "dropout after adding the positions, one mask per sequence (the authors' "
+                                        "--pe-dropout; default: --dropout on every element, as fairseq's transformer)"}
+    )
+
+
+@dataclass
 class DeFINEConfig(FairseqDataclass):
     """DeFINE input embedding (map -> hierarchical group transform -> reduce)."""
 
@@ -53,7 +77,7 @@ class DeFINEConfig(FairseqDataclass):
 
 
 @dataclass
-class DeLighTTransformerConfig(DExTraOptions, DeFINEConfig):
+class DeLighTTransformerConfig(DExTraOptions, EmbeddingOptions, DeFINEConfig):
     # --- encoder (d_m, block-wise scaling of Sec. 3.3) ---
     encoder_embed_dim: int = field(default=512, metadata={"help": "encoder model dim d_m"})
     encoder_blocks: int = field(default=8, metadata={"help": "number of encoder blocks B"})
@@ -74,14 +98,9 @@ class DeLighTTransformerConfig(DExTraOptions, DeFINEConfig):
         default=None, metadata={"help": "max GLT groups g_max in decoder blocks (default 2^ceil(log2(d_m/32)))"}
     )
     decoder_ffn_reduction: int = field(default=4, metadata={"help": "light FFN reduction d_m -> d_m/r -> d_m"})
-    # --- embeddings (lookup of width map_dim, DExTra expansion to d_m) ---
+    # --- embeddings (lookup of width map_dim, DExTra expansion to d_m: EmbeddingOptions;
+    # --define-embedding replaces the DExTra by DeFINE's expansion) ---
     embed_map_dim: int = field(default=128, metadata={"help": "width of the token lookup table"})
-    embed_depth: int = field(
-        default=3, metadata={"help": "DExTra depth of the embedding expansion (0: one Linear map_dim -> d_m); "
-                                     "--define-embedding replaces it by DeFINE's expansion"}
-    )
-    embed_width_mult: float = field(default=2.0, metadata={"help": "width multiplier of the embedding DExTra"})
-    embed_max_groups: int = field(default=1, metadata={"help": "max GLT groups of the embedding DExTra"})
     share_all_embeddings: bool = field(
         default=False, metadata={"help": "one lookup table for encoder, decoder and output (needs a joined dictionary)"}
     )
@@ -91,12 +110,11 @@ class DeLighTTransformerConfig(DExTraOptions, DeFINEConfig):
     max_source_positions: int = field(default=1024, metadata={"help": "max source length"})
     max_target_positions: int = field(default=1024, metadata={"help": "max target length"})
     # --- regularisation ---
-    dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and attention outputs"})
+    dropout: float = field(
+        default=0.1, metadata={"help": "dropout on the attention outputs (and on the embeddings unless --pos-dropout is set)"}
+    )
     attention_dropout: float = field(default=0.0, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
-    embed_dropout: float = field(
-        default=0.0, metadata={"help": "dropout on the looked-up embeddings, one mask per sequence"}
-    )
     # --- layer choices ---
     activation_fn: ACTIVATION_CHOICES = field(default="swish", metadata={"help": "activation in DExTra and FFN"})
     norm_type: NORM_CHOICES = field(default="ln", metadata={"help": "normalisation layer"})
@@ -115,6 +133,34 @@ def _flag(name: str) -> str:
 def max_groups(cfg, side: str) -> int:
     g = getattr(cfg, f"{side}_max_groups")
     return default_max_groups(getattr(cfg, f"{side}_embed_dim")) if g is None else g
+
+
+def embed_dextra(cfg, embed_dim: int, min_depth: int, width_mult: float) -> Tuple[int, float, int]:
+    """``(depth, width multiplier, max groups)`` of an embedding DExTra expanding to
+    ``embed_dim``; unset options take the authors' values: the first block's ``N_min``
+    and ``w_m``, and ``g_max`` of ``embed_dim``."""
+    return (
+        min_depth if cfg.embed_depth is None else cfg.embed_depth,
+        width_mult if cfg.embed_width_mult is None else cfg.embed_width_mult,
+        default_max_groups(embed_dim) if cfg.embed_max_groups is None else cfg.embed_max_groups,
+    )
+
+
+def check_embedding(cfg, embed_dim: int, min_depth: int, width_mult: float, dim_flag: str) -> List[str]:
+    """The embedding DExTra's options against the model dim it expands to."""
+    depth, width, groups = embed_dextra(cfg, embed_dim, min_depth, width_mult)
+    errors = []
+    if depth < 0:
+        errors.append(f"{_flag('embed_depth')} must be >= 0, got {depth}")
+    if depth > 0 and (groups < 1 or embed_dim % 2 or (embed_dim // 2) % groups):
+        errors.append(f"{_flag('embed_max_groups')} ({groups}) must divide {dim_flag} / 2 ({embed_dim / 2:g})")
+    if width <= 0:
+        errors.append(f"{_flag('embed_width_mult')} must be > 0, got {width}")
+    return errors
+
+
+def check_embedding_dropouts(cfg) -> List[str]:
+    return check_dropouts(cfg, ("embed_dropout",) + (() if cfg.pos_dropout is None else ("pos_dropout",)))
 
 
 def check_dropouts(cfg, names) -> List[str]:
@@ -152,8 +198,8 @@ def validate_config(cfg) -> None:
     """Raise ``ConfigError`` naming the option for every impossible setting, before
     anything is built."""
     errors = check_dropouts(
-        cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout", "embed_dropout")
-    )
+        cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout")
+    ) + check_embedding_dropouts(cfg)
     errors += check_activation(cfg, "activation_fn")
     if cfg.norm_type not in NORMS:
         errors.append(f"{_flag('norm_type')} {cfg.norm_type!r} is unknown: choose one of {sorted(NORMS)}")
@@ -181,12 +227,8 @@ def validate_config(cfg) -> None:
         r = getattr(cfg, f"{side}_ffn_reduction")
         if r < 1 or dim % r:
             errors.append(f"{_flag(side + '_ffn_reduction')} ({r}) must divide {_flag(side + '_embed_dim')} ({dim})")
-        if cfg.embed_depth > 0 and (cfg.embed_max_groups < 1 or (dim // 2) % cfg.embed_max_groups or cfg.embed_map_dim % 2):
-            errors.append(
-                f"{_flag('embed_max_groups')} ({cfg.embed_max_groups}) must divide {_flag(side + '_embed_dim')} / 2 ({dim // 2})"
-            )
-    if cfg.embed_depth < 0:
-        errors.append(f"{_flag('embed_depth')} must be >= 0, got {cfg.embed_depth}")
+        if not cfg.define_embedding:
+            errors += check_embedding(cfg, dim, cfg.decoder_min_depth, cfg.encoder_width_mult, _flag(side + "_embed_dim"))
     if cfg.embed_map_dim < 1:
         errors.append(f"{_flag('embed_map_dim')} must be >= 1, got {cfg.embed_map_dim}")
     for side in ("encoder", "decoder"):

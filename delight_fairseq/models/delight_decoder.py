@@ -3,8 +3,8 @@
 Legend: ``B`` batch, ``T`` target length, ``S`` source length, ``C`` model dim
 ``d_m``, ``E`` map dim, ``V`` vocabulary.
 
-Output layer: project ``C -> E``, then logits against the ``V x E`` lookup table
-(tied) or an output matrix of the same shape (untied).
+Output layer: project ``C -> E`` (without bias; none when ``C == E``), then logits
+against the ``V x E`` lookup table (tied) or an output matrix of the same shape (untied).
 """
 from typing import Any, Dict, Optional
 
@@ -17,7 +17,7 @@ from ..modules import DeLighTLayer
 from ..modules.single_head_attention import reorder_cache
 from ..modules.norm_act import build_norm
 from .delight_config import block_configs
-from .delight_encoder import build_embedding, build_positions
+from .delight_encoder import build_embedding, build_embedding_dropout, build_positions
 
 CACHE_KEY = "blocks"
 
@@ -28,15 +28,17 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         self.embed_dim = cfg.decoder_embed_dim
         self.padding_idx = dictionary.pad()
         self.max_target_positions = cfg.max_target_positions
-        self.dropout = cfg.dropout
         self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
+        self.embed_dropout = build_embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_target_positions)
         self.layers = nn.ModuleList(
             DeLighTLayer(c, encoder_dim=cfg.encoder_embed_dim) for c in block_configs(cfg, "decoder")
         )
         self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
-        self.output_proj = nn.Linear(self.embed_dim, table.embedding_dim, bias=False)  # C -> E
-        nn.init.xavier_uniform_(self.output_proj.weight)
+        self.output_proj = None  # C -> E, as the authors only where the widths differ
+        if self.embed_dim != table.embedding_dim:
+            self.output_proj = nn.Linear(self.embed_dim, table.embedding_dim, bias=False)
+            nn.init.xavier_uniform_(self.output_proj.weight)
         self.output_weight = None
         if not tie_output:
             self.output_weight = nn.Parameter(torch.empty(len(dictionary), table.embedding_dim))  # V x E
@@ -62,8 +64,7 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token: B x 1
             cache = self.get_incremental_state(incremental_state, CACHE_KEY) or {}
-        x = self.embed_tokens(prev_output_tokens) + positions
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = self.embed_dropout(self.embed_tokens(prev_output_tokens) + positions)  # B x T x C
         x = x.transpose(0, 1)  # B x T x C -> T x B x C
         enc = enc_mask = None
         if encoder_out is not None and len(encoder_out["encoder_out"]) > 0:
@@ -85,7 +86,9 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
     def output_layer(self, features: torch.Tensor) -> torch.Tensor:
         """``B x T x C -> B x T x V``."""
         weight = self.embed_tokens.table.weight if self.output_weight is None else self.output_weight
-        return F.linear(self.output_proj(features), weight)
+        if self.output_proj is not None:
+            features = self.output_proj(features)  # B x T x E
+        return F.linear(features, weight)
 
     def reorder_incremental_state(self, incremental_state, new_order: torch.Tensor):
         cache = self.get_incremental_state(incremental_state, CACHE_KEY)

@@ -6,13 +6,12 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fairseq.models import FairseqEncoder
 from fairseq.modules import SinusoidalPositionalEmbedding
 
-from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer
+from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer, SequenceDropout
 from ..modules.norm_act import build_norm
-from .delight_config import block_configs
+from .delight_config import block_configs, embed_dextra
 
 
 def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
@@ -24,11 +23,18 @@ def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
             cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.activation_fn,
             norm=cfg.norm_type, dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
         )
+    depth, width_mult, max_groups = embed_dextra(cfg, embed_dim, cfg.decoder_min_depth, cfg.encoder_width_mult)
     return DeLighTEmbedding(
-        table, embed_dim, cfg.embed_depth, cfg.embed_width_mult, cfg.embed_max_groups,
+        table, embed_dim, depth, width_mult, max_groups,
         dropout=cfg.embed_dropout, activation=cfg.activation_fn, norm=cfg.norm_type,
         dextra_dropout=cfg.dextra_dropout, shuffle=not cfg.no_glt_shuffle, schedule=cfg.dextra_schedule,
     )
+
+
+def build_embedding_dropout(cfg) -> nn.Module:
+    """Dropout on ``embeddings + positions`` (``B x T x C``): one mask per sequence with
+    ``--pos-dropout`` (the authors'), else ``--dropout`` on every element."""
+    return nn.Dropout(cfg.dropout) if cfg.pos_dropout is None else SequenceDropout(cfg.pos_dropout)
 
 
 def lookup_table(dictionary, dim: int) -> nn.Embedding:
@@ -49,8 +55,8 @@ class DeLighTEncoder(FairseqEncoder):
         self.embed_dim = cfg.encoder_embed_dim
         self.padding_idx = dictionary.pad()
         self.max_source_positions = cfg.max_source_positions
-        self.dropout = cfg.dropout
         self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
+        self.embed_dropout = build_embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_source_positions)
         self.layers = nn.ModuleList(DeLighTLayer(c) for c in block_configs(cfg, "encoder"))
         # pre-norm stacks end with a norm; post-norm blocks already end normalised
@@ -59,9 +65,7 @@ class DeLighTEncoder(FairseqEncoder):
     def forward(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None, return_all_hiddens: bool = False):
         """``src_tokens``: ``B x S``. Returns fairseq's encoder_out dict."""
         padding_mask = src_tokens.eq(self.padding_idx)  # B x S
-        x = self.embed_tokens(src_tokens) + self.embed_positions(src_tokens)  # B x S x C
-        x = F.dropout(x, p=self.dropout, training=self.training)
-        x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        x = self.embed_dropout(self.embed_tokens(src_tokens) + self.embed_positions(src_tokens))  # B x S x C
         x = x.transpose(0, 1)  # B x S x C -> S x B x C
         mask = padding_mask if padding_mask.any() else None
         states = [x] if return_all_hiddens else []

@@ -16,7 +16,7 @@ ablations of Tables 5-6 are selectable:
   ``glt_shuffle`` (``glt`` + feature shuffle), ``hgt`` (the hierarchy above);
 - ``connection`` between the map output ``e`` and layer ``l >= 2``'s input ``h``:
   ``none`` (``h``), ``residual`` (``h`` added to the layer output; every layer is then
-  ``k`` wide so that the shapes agree), ``concat`` (``[h, e]``), ``split_mix``
+  ``k`` wide so that the shapes agree), ``concat`` (``[e, h]``), ``split_mix``
   (DeFINE's: group ``i`` of ``h`` next to group ``i`` of ``e``, see ``input_mixer``);
 - ``reduce``: the final ``k -> d`` Linear, or none (then ``d = k``).
 
@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .delight_embedding import sequence_dropout
+from .delight_embedding import MappedEmbedding
 from .group_linear import GroupLinear
 
 TRANSFORMS = ("lt", "glt", "glt_shuffle", "hgt")
@@ -100,17 +100,17 @@ class HierarchicalGroupTransform(nn.Module):
             if l == 0 or self.connection in ("none", "residual"):
                 out = layer(h)
             elif self.connection == "concat":
-                out = layer(torch.cat([h, e], dim=-1))  # * x (w_{l-1} + n)
+                out = layer(torch.cat([e, h], dim=-1))  # * x (n + w_{l-1})
             else:
-                out = layer(h, mixed=e)  # sees mix_inputs(h, e, groups): * x (w_{l-1} + n), interleaved
+                out = layer(h, mixed=e)  # sees mix_inputs(h, e, groups): * x (n + w_{l-1}), interleaved
             h = out + h if self.connection == "residual" and l > 0 else out
         return h
 
 
-class DeFINEEmbedding(nn.Module):
+class DeFINEEmbedding(MappedEmbedding):
     """Tokens ``B x T`` -> ``B x T x d`` (``d = k`` without reduce).
 
-    ``table`` maps tokens to ``n`` features (``nn.Embedding`` or ``AdaptiveInput``, which
+    ``table`` maps tokens to ``n`` features (``nn.Embedding`` or an adaptive input, which
     both expose ``embedding_dim`` and ``padding_idx``). The map output is scaled by
     ``sqrt(n)`` when the table is a plain embedding (as fairseq scales embeddings) and
     dropped out with one mask per sequence (``map_dropout``); ``dropout`` acts after
@@ -131,28 +131,12 @@ class DeFINEEmbedding(nn.Module):
         dropout: float = 0.0,
         map_dropout: float = 0.0,
     ):
-        super().__init__()
-        if not 0.0 <= map_dropout < 1.0:
-            raise ValueError(f"map dropout must be in [0, 1), got {map_dropout}")
-        self.table = table
-        self.map_dropout = map_dropout
+        super().__init__(table, map_dropout)
         n = table.embedding_dim
-        self.scale = math.sqrt(n) if isinstance(table, nn.Embedding) else 1.0
-        self.padding_idx = table.padding_idx
         self.expand = HierarchicalGroupTransform(n, expand_dim, depth, max_groups, transform, connection, activation, norm, dropout)
         self.reduce = nn.Linear(expand_dim, out_dim) if out_dim is not None else None
         self.embedding_dim = out_dim if out_dim is not None else expand_dim
 
-    @property
-    def weight(self) -> torch.Tensor:
-        """The ``V x n`` table, for output layers tied to it."""
-        return self.table.weight
-
-    def weights_for_band(self, band: int):
-        """fairseq's AdaptiveSoftmax ties its bands to these (adaptive tables only)."""
-        return self.table.weights_for_band(band)
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = sequence_dropout(self.table(tokens) * self.scale, self.map_dropout, self.training)  # B x T x n
-        x = self.expand(x)  # B x T x k
+        x = self.expand(self.lookup(tokens))  # B x T x n -> B x T x k
         return x if self.reduce is None else self.reduce(x)  # B x T x d

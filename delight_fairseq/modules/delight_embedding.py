@@ -4,10 +4,12 @@ Legend: ``B`` batch, ``T`` length, ``V`` vocabulary, ``E`` map dim (128 in the
 recipes), ``C`` model dim ``d_m``.
 
 A lookup table of width ``E`` (small, shareable between encoder, decoder and output)
-scaled by ``sqrt(E)``, dropped out with one mask per sequence for all time steps,
-then expanded to ``C`` by a DExTra (input projection ``C/2``, its own width
-multiplier, depth and groups). Depth 0 replaces the DExTra by one Linear ``E -> C``
-(or nothing when ``E == C``). Positions are added by the encoder/decoder.
+scaled by ``sqrt(E)`` (an adaptive input, in the authors' language model, scales its
+own bands), dropped out with one mask per sequence for all time steps, then expanded to
+``C`` by a DExTra (input projection ``C/2``, its own width multiplier, depth and groups;
+the authors use the decoder's ``N_min``, ``w_m`` and ``g_max``). Depth 0 replaces the
+DExTra by one Linear ``E -> C`` (or nothing when ``E == C``). Positions are added by the
+encoder/decoder.
 """
 import math
 from typing import Optional
@@ -27,12 +29,56 @@ def sequence_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * mask
 
 
-class DeLighTEmbedding(nn.Module):
+class SequenceDropout(nn.Module):
+    """``sequence_dropout`` as a module: ``B x T x C`` in and out."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sequence_dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class MappedEmbedding(nn.Module):
+    """The map of DeFINE and of DeLighT's embedding: a ``V x E`` lookup (``nn.Embedding``,
+    scaled by ``sqrt(E)``, or an adaptive input, which scales its own bands), dropped out
+    with one mask per sequence. Subclasses expand its output."""
+
+    def __init__(self, table: nn.Module, dropout: float):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"embedding dropout must be in [0, 1), got {dropout}")
+        self.table = table
+        self.dropout = dropout
+        self.scale = math.sqrt(table.embedding_dim) if isinstance(table, nn.Embedding) else 1.0
+        self.padding_idx = table.padding_idx
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The ``V x E`` table, for output layers tied to it."""
+        return self.table.weight
+
+    def weights_for_band(self, band: int):
+        """fairseq's AdaptiveSoftmax ties its bands to these (adaptive tables only)."""
+        return self.table.weights_for_band(band)
+
+    def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``B x T`` -> ``B x T x E``."""
+        return sequence_dropout(self.table(tokens) * self.scale, self.dropout, self.training)
+
+
+class DeLighTEmbedding(MappedEmbedding):
     """Tokens ``B x T`` -> ``B x T x C``."""
 
     def __init__(
         self,
-        table: nn.Embedding,
+        table: nn.Module,
         embed_dim: int,
         depth: int,
         width_mult: float,
@@ -44,19 +90,15 @@ class DeLighTEmbedding(nn.Module):
         shuffle: bool = True,
         schedule: str = "code",
     ):
-        super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"embedding dropout must be in [0, 1), got {dropout}")
+        super().__init__(table, dropout)
         if depth < 0:
             raise ValueError(f"embedding DExTra depth must be >= 0, got {depth}")
-        self.table = table
         map_dim = table.embedding_dim
-        self.scale = math.sqrt(map_dim)
-        self.dropout = dropout
-        self.embedding_dim, self.padding_idx = embed_dim, table.padding_idx
+        self.embedding_dim = embed_dim
         if depth > 0:
             if embed_dim % 2:
                 raise ValueError(f"model dim must be even, got {embed_dim}")
+            # DExTra map_dim -> C/2 -> (GLT layers) -> C, as the authors' embedding
             self.expand = DExTra(
                 map_dim, embed_dim // 2, embed_dim, depth, width_mult, max_groups, activation=activation,
                 norm=norm, dropout=dextra_dropout, shuffle=shuffle, schedule=schedule,
@@ -67,6 +109,4 @@ class DeLighTEmbedding(nn.Module):
             self.expand = nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.table(tokens) * self.scale  # B x T x E
-        x = sequence_dropout(x, self.dropout, self.training)
-        return self.expand(x)  # B x T x C
+        return self.expand(self.lookup(tokens))  # B x T x E -> B x T x C

@@ -10,16 +10,19 @@ Paper, Eq. 2-3: ``N`` GLT layers; the first ``ceil(N/2)`` expand from ``d_m`` to
 after the first sees the block's input through the input mixer.
 
 The published parameter counts come from the authors' code, which differs in details
-this module follows by default (``schedule="code"``):
+this module follows by default (``schedule="code"``); with these rules a model's count
+equals theirs to the unit:
 
-- a dense input layer ``N_in -> P`` and a dense output layer ``(w_N + P) -> N_out``
-  (each with norm, activation and dropout) around the ``N`` GLT layers: the block
-  input is mixed in after every GLT layer, after the last one with a single group
-  (a plain concatenation) that feeds the output layer;
-- widths ``linspace(P, w_m * N_in, ceil(N/2))`` (truncated to int), rounded up to a
-  multiple of ``max(g_max, 8)`` (so that every width splits into the next layer's
-  groups), mirrored for the reduction half;
-- groups ``min(2^l, g_max)`` for ``l = 1..ceil(N/2)``, i.e. starting at 2.
+- a dense input layer ``N_in -> P`` and a dense output layer ``(P + N_out) -> N_out``
+  (each with norm, activation and dropout) around the ``N`` GLT layers; the block input
+  is mixed in before every GLT layer but the first, and concatenated to the last one's
+  output for the output layer;
+- groups ``g_l = min(2^l, g_max)`` for ``l = 1..ceil(N/2)``, i.e. starting at 2,
+  mirrored for the reduction half (the middle one repeated when ``N`` is even);
+- raw widths ``floor(linspace(P, w_m * N_in, ceil(N/2)))``, mirrored the same way; layer
+  ``l < N`` is rounded up to a multiple of ``max(8, g_l, g_{l+1})`` (its own groups and
+  the next layer's, after mirroring, so the two halves may differ); the last GLT layer
+  is ``N_out`` wide.
 
 ``schedule="paper"`` uses the paper's groups (starting at 1) with everything else the
 same.
@@ -27,6 +30,7 @@ same.
 import math
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -36,25 +40,24 @@ SCHEDULES = ("code", "paper")
 
 
 def default_max_groups(embed_dim: int, base: int = 32) -> int:
-    """``g_max = 2^ceil(log2(d_m / base))`` as in the authors' recipes (d_m 512 -> 16).
-
-    Blocks use ``base = 32``; the embedding's DExTra uses ``base = map_dim``."""
-    return 2 ** max(0, math.ceil(math.log2(embed_dim / base)))
+    """``g_max = 2^ceil(log2(d_m // 32))`` as in the authors' code (d_m 512 -> 16, 384 -> 16)."""
+    return 2 ** max(0, math.ceil(math.log2(max(embed_dim // base, 1))))
 
 
 def _round_up(x: int, multiple: int) -> int:
-    return int(math.ceil(x / multiple) * multiple)
+    return -(-x // multiple) * multiple
 
 
 def dextra_schedule(
     in_features: int,
     proj_features: int,
+    out_features: int,
     depth: int,
     width_mult: float,
     max_groups: int,
     schedule: str = "code",
 ) -> List[Tuple[int, int]]:
-    """Widths and groups of the ``depth`` GLT layers: ``[(w_l, g_l)]``."""
+    """Widths and groups of the ``depth`` GLT layers: ``[(w_l, g_l)]``, the last ``w_N = N_out``."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown DExTra schedule {schedule!r}: choose one of {SCHEDULES}")
     if depth < 1:
@@ -64,18 +67,18 @@ def dextra_schedule(
     half = math.ceil(depth / 2)
     first = 1 if schedule == "code" else 0
     groups = [min(2 ** (l + first), max_groups) for l in range(half)]
-    widest = width_mult * in_features
-    step = 0.0 if half == 1 else (widest - proj_features) / (half - 1)
-    widths = [int(proj_features + step * l + 1e-9) for l in range(half)]
-    widths = [_round_up(w, max(max_groups, 8)) for w in widths]
+    # numpy's linspace, truncated, as the authors compute it (the float steps matter)
+    raw = np.linspace(proj_features, width_mult * in_features, half).astype(np.int64).tolist()
     # mirror: N even repeats the widest layer, N odd does not
     tail = slice(None, None, -1) if depth % 2 == 0 else slice(-2, None, -1)
-    return list(zip(widths + widths[tail], groups + groups[tail]))
+    groups, raw = groups + groups[tail], raw + raw[tail]
+    widths = [_round_up(raw[l], max(8, groups[l], groups[l + 1])) for l in range(depth - 1)] + [out_features]
+    return list(zip(widths, groups))
 
 
 class DExTra(nn.Module):
     """``* x N_in -> * x N_out``: input layer, ``depth`` GLT layers with the input
-    mixer after each, output layer."""
+    mixer before each but the first, output layer."""
 
     def __init__(
         self,
@@ -92,12 +95,13 @@ class DExTra(nn.Module):
         schedule: str = "code",
     ):
         super().__init__()
-        self.layout = dextra_schedule(in_features, proj_features, depth, width_mult, max_groups, schedule)
+        self.layout = dextra_schedule(in_features, proj_features, out_features, depth, width_mult, max_groups, schedule)
         for w, g in self.layout:
-            if proj_features % g:
+            if proj_features % g or out_features % g:
                 raise ValueError(
-                    f"DExTra: projection width {proj_features} is not divisible by {g} groups; "
-                    f"choose a model dim divisible by {2 * g} or lower the max groups ({max_groups})"
+                    f"DExTra: the projection width {proj_features} and output width {out_features} must be "
+                    f"divisible by {g} groups; choose a model dim divisible by {2 * g} or lower the max "
+                    f"groups ({max_groups})"
                 )
         dense = dict(norm=norm, activation=activation, dropout=dropout)
         self.input_layer = GroupLinear(in_features, proj_features, 1, **dense)
@@ -117,4 +121,4 @@ class DExTra(nn.Module):
         for i, layer in enumerate(self.glt_layers):
             # after the first layer, group i also sees group i of the input (input mixer)
             x = layer(x, mixed=inp if i > 0 else None)  # * x w_l
-        return self.output_layer(x, mixed=inp)  # sees [x, inp]
+        return self.output_layer(x, mixed=inp)  # sees [inp, x]

@@ -9,8 +9,9 @@ DeLighT (Mehta et al., ICLR 2021), Sec. 3.1: the input ``X in R^N`` is split int
 concatenated to ``Y in R^M``. Parameters: ``N*M/G + M``. ``G = 1`` is a Linear.
 
 With ``mixed`` (the block input ``B`` features that the input mixer interleaves with
-the layer input, DeFINE Sec. 3.2 / Fig. 2c), group ``i`` sees ``[X_i, B_i]``: its weight
-is split into the rows for ``X_i`` and those for ``B_i`` and the two products summed,
+the layer input, DeFINE Sec. 3.2 / Fig. 2c), group ``i`` sees ``[B_i, X_i]`` (the authors'
+order): its weight is split into the rows for ``B_i`` and those for ``X_i`` and the two
+products summed,
 so the ``* x (N + B)`` concatenation is never materialised (nor kept for backward).
 """
 from typing import Optional
@@ -35,17 +36,17 @@ def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def _inputs_and_weight_rows(x, mixed, weight):
-    """``[(x, W[:, :A/G])]``, and ``(mixed, W[:, A/G:])`` when there is a mixed input."""
-    a = x.shape[1] // weight.shape[0]
-    pairs = [(x, weight[:, :a])]
-    if mixed is not None:
-        pairs.append((mixed, weight[:, a:]))
-    return pairs
+    """``(input index, input, its rows of W)`` in the order of ``W``'s rows: the mixed
+    input's ``B/G`` rows come first in every group (``mix_inputs``), then ``x``'s."""
+    if mixed is None:
+        return [(0, x, weight)]
+    b = mixed.shape[1] // weight.shape[0]
+    return [(1, mixed, weight[:, :b]), (0, x, weight[:, b:])]
 
 
 class _GroupMatmul(torch.autograd.Function):
     """``x: R x A``, optional ``mixed: R x B`` -> ``R x M``: group ``i`` of the result is
-    ``[x_i, mixed_i] W_i + b_i``, written in feature-shuffled order if ``shuffle``.
+    ``[mixed_i, x_i] W_i + b_i``, written in feature-shuffled order if ``shuffle``.
 
     Autograd of the same composition (transpose, baddbmm, transpose, shuffle, reshape)
     copies every gradient through several non-contiguous layouts; here each direction
@@ -62,7 +63,7 @@ class _GroupMatmul(torch.autograd.Function):
         g, _, k = weight.shape
         r = x.shape[0]
         yg = None
-        for t, w in _inputs_and_weight_rows(x, mixed, weight):
+        for _, t, w in _inputs_and_weight_rows(x, mixed, weight):
             tg = t.view(r, g, t.shape[1] // g).transpose(0, 1)  # G x R x A/G (a view)
             if yg is None:
                 yg = torch.bmm(tg, w) if bias is None else torch.baddbmm(bias, tg, w)  # G x R x K
@@ -83,18 +84,16 @@ class _GroupMatmul(torch.autograd.Function):
         r = x.shape[0]
         grad = grad.view(r, k, g).permute(2, 0, 1) if ctx.shuffle else grad.view(r, g, k).transpose(0, 1)
         grad = grad.contiguous()  # G x R x K
-        grads_in, grads_w = [], []
-        for i, (t, w) in enumerate(_inputs_and_weight_rows(x, mixed, weight)):
+        grads_in, grads_w = [None, None], []
+        for i, t, w in _inputs_and_weight_rows(x, mixed, weight):
             n = t.shape[1] // g
             if ctx.needs_input_grad[i]:
-                grads_in.append(torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n))  # R x (G*n)
-            else:
-                grads_in.append(None)
+                grads_in[i] = torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n)  # R x (G*n)
             if ctx.needs_input_grad[2]:
                 grads_w.append(torch.bmm(t.view(r, g, n).permute(1, 2, 0), grad))  # G x n x K
         grad_w = None if not grads_w else (grads_w[0] if len(grads_w) == 1 else torch.cat(grads_w, dim=1))
         grad_b = grad.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return grads_in[0], (grads_in[1] if mixed is not None else None), grad_w, grad_b, None
+        return grads_in[0], grads_in[1], grad_w, grad_b, None
 
 
 class GroupLinear(nn.Module):
@@ -132,7 +131,15 @@ class GroupLinear(nn.Module):
         self.norm = build_norm(norm, out_features // groups)
         self.act = build_activation(activation) if activation is not None else None
         self.dropout = dropout
-        nn.init.xavier_uniform_(self.weight)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """As the authors: a dense layer (``G = 1``) is a 2-D Xavier-uniform ``N x M``
+        matrix; a group layer gets torch's ``xavier_uniform_`` on the 3-D ``G x N/G x M/G``
+        tensor (fan-in ``N/G * M/G``, fan-out ``M``); biases 0."""
+        nn.init.xavier_uniform_(self.weight[0] if self.groups == 1 else self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
     def extra_repr(self) -> str:
         return (
@@ -142,18 +149,18 @@ class GroupLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``;
-        equal to ``forward(mix_inputs(x, mixed, G))``."""
+        equal to ``forward(mix_inputs(x, mixed, G))`` (group ``i`` sees ``[mixed_i, x_i]``)."""
         *lead, a = x.shape
         n = a + (0 if mixed is None else mixed.shape[-1])
         if n != self.in_features:
             raise ValueError(f"GroupLinear: expected {self.in_features} input features, got {n}")
         g = self.groups
         if g == 1:
-            w = self.weight[0]  # N x M
-            x2 = x.reshape(-1, a)  # R x A
-            y = x2 @ w[:a] if self.bias is None else torch.addmm(self.bias.view(-1), x2, w[:a])  # R x M
+            w = self.weight[0]  # N x M: the mixed input's rows, then x's
+            x2, b = x.reshape(-1, a), n - a  # R x A
+            y = x2 @ w[b:] if self.bias is None else torch.addmm(self.bias.view(-1), x2, w[b:])  # R x M
             if mixed is not None:
-                y = torch.addmm(y, mixed.reshape(-1, mixed.shape[-1]), w[a:])  # + [x, mixed] rows of W
+                y = torch.addmm(y, mixed.reshape(-1, b), w[:b])  # + the mixed input's rows
         else:
             flat_mixed = None if mixed is None else mixed.reshape(-1, mixed.shape[-1])
             y = _GroupMatmul.apply(x.reshape(-1, a), flat_mixed, self.weight, self.bias, self.shuffle)  # R x M

@@ -26,6 +26,9 @@ class LightFFN(nn.Module):
         self.act = build_activation(activation)
         self.fc2 = nn.Linear(embed_dim // reduction, embed_dim)
         self.activation_dropout = activation_dropout
+        for fc in (self.fc1, self.fc2):  # as the authors: Xavier-uniform weights, zero biases
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.zeros_(fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``* x C`` -> ``* x C``."""
