@@ -48,9 +48,10 @@ step() {
     touch "$WORK/.done-$name"
 }
 
-# fetch ARCHIVE URL : take ARCHIVE from --raw-dir, or download it; then extract it
+# fetch ARCHIVE URL [ALGO:DIGEST] : take ARCHIVE from --raw-dir, or download it and check
+# its digest when one is given (md5 or sha1, as known for the mirror); then extract it
 fetch() {
-    local name=$1 url=$2 path
+    local name=$1 url=$2 digest=${3:-} path
     if [ -n "$RAW_DIR" ]; then
         [ -e "$RAW_DIR/$name" ] || return 0  # --raw-dir may hold the extracted files instead
         path="$RAW_DIR/$name"
@@ -63,8 +64,17 @@ fetch() {
                 || die "could not download $url; download it yourself and run again with --raw-dir DIR, DIR holding $name (or its extracted files)"
             mv "$path.part" "$path"
         fi
+        [ -z "$digest" ] || step "verify-$name" verify "$path" "$digest"
     fi
     step "extract-$name" extract "$path"
+}
+
+verify() {
+    local got
+    got=$("$PY" -c 'import hashlib, sys; h = hashlib.new(sys.argv[2]); f = open(sys.argv[1], "rb")
+for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+print(h.hexdigest())' "$1" "${2%%:*}")
+    [ "$got" = "${2#*:}" ] || { rm -f "$1"; die "the download $1 has ${2%%:*} $got, not ${2#*:}: a damaged or different file, removed; run again, or download it yourself and pass it with --raw-dir"; }
 }
 
 extract() {
@@ -114,46 +124,90 @@ preprocess() {
     log "binaries in $OUT_DIR ($(wc -l < "$OUT_DIR/$dict") dictionary entries before specials)"
 }
 
-# binarize SRC TGT : the BPE'd text of $WORK/bpe, joined dictionary
+# binarize SRC TGT [--separate] : the BPE'd text of $WORK/bpe; one joined dictionary
+# unless --separate (fairseq's IWSLT recipe keeps one per language)
 binarize() {
-    preprocess "dict.$1.txt" --source-lang "$1" --target-lang "$2" --joined-dictionary \
+    local joined=(--joined-dictionary)
+    [ "${3:-}" = --separate ] && joined=()
+    preprocess "dict.$1.txt" --source-lang "$1" --target-lang "$2" "${joined[@]}" \
         --trainpref "$WORK/bpe/train" --validpref "$WORK/bpe/valid" --testpref "$WORK/bpe/test"
 }
 
-# translation SRC TGT MERGES [--lowercase] [--romanian-target] : the shared pipeline after
-# $WORK/text/{train,valid,test}.{SRC,TGT} exist: tokenise, clean train, joint BPE, binarise
-translation() {
-    local src=$1 tgt=$2 merges=$3; shift 3
-    local lower=() ro=() split l
+# tok SPLIT LANG OPTION... : $WORK/text/SPLIT.LANG tokenised into $WORK/tok/SPLIT.LANG
+tok() {
+    local split=$1 l=$2; shift 2
+    mkdir -p "$WORK/tok"
+    step "tokenize-$split.$l" "${PREP[@]}" tokenize "$l" "$WORK/text/$split.$l" "$WORK/tok/$split.$l" --workers "$WORKERS" "$@"
+}
+
+# bpe SRC TGT MERGES SPLIT... : joint BPE learned on $WORK/tok/train.{SRC,TGT}, applied to every SPLIT
+bpe() {
+    local src=$1 tgt=$2 merges=$3 split l; shift 3
+    mkdir -p "$WORK/bpe"
+    step bpe-learn "${PREP[@]}" bpe-learn "$WORK/bpe/codes" --merges "$merges" "$WORK/tok/train.$src" "$WORK/tok/train.$tgt"
+    for split in "$@"; do
+        for l in "$src" "$tgt"; do
+            step "bpe-apply-$split.$l" "${PREP[@]}" bpe-apply "$WORK/bpe/codes" "$WORK/tok/$split.$l" "$WORK/bpe/$split.$l" --workers "$WORKERS"
+        done
+    done
+}
+
+# iwslt_pipeline SRC TGT : fairseq's prepare-iwslt14.sh after $WORK/text/{all,test}.{SRC,TGT}:
+# tokenise and lowercase (no punctuation normalisation, no hyphen splitting), clean the
+# training text (1-175 tokens, ratio 1.5), every 23rd pair of it is valid, joint BPE with
+# 10,000 merges, one dictionary per language
+iwslt_pipeline() {
+    local src=$1 tgt=$2 l
     [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again
-    while [ $# -gt 0 ]; do
-        case $1 in --lowercase) lower=(--lowercase) ;; --romanian-target) ro=(--romanian) ;; esac; shift
+    for l in "$src" "$tgt"; do
+        tok all "$l" --lowercase
+        tok test "$l" --lowercase
     done
-    mkdir -p "$WORK/tok" "$WORK/bpe"
-    for split in train valid test; do
-        for l in "$src" "$tgt"; do
-            local opts=("${lower[@]}")
-            [ "$l" = "$tgt" ] && opts+=("${ro[@]}")
-            step "tokenize-$split.$l" "${PREP[@]}" tokenize "$l" "$WORK/text/$split.$l" "$WORK/tok/$split.$l" "${opts[@]}"
-        done
+    step clean "${PREP[@]}" clean "$WORK/tok/all.$src" "$WORK/tok/all.$tgt" "$WORK/tok/all.clean.$src" \
+        "$WORK/tok/all.clean.$tgt" --max 175
+    step split-valid "${PREP[@]}" split-valid "$WORK/tok/all.clean.$src" "$WORK/tok/all.clean.$tgt" --every 23 \
+        --train-out "$WORK/tok/train" --valid-out "$WORK/tok/valid" --src-lang "$src" --tgt-lang "$tgt"
+    bpe "$src" "$tgt" 10000 train valid test
+    step binarize binarize "$src" "$tgt" --separate
+}
+
+# wmt_pipeline SRC TGT MERGES VALID_EVERY [--romanian-target] : fairseq's prepare-wmt14en2*.sh after
+# $WORK/text/{all,test}.{SRC,TGT} (and valid.* when the corpus has a dev set, VALID_EVERY 0):
+# the training text punctuation-normalised, non-printing characters removed and tokenised
+# with hyphens split (-a), the test text only tokenised (-a); every VALID_EVERY-th training
+# pair is valid; joint BPE; train and valid cleaned after BPE (1-250 tokens, ratio 1.5); test
+# untouched; one joined dictionary
+wmt_pipeline() {
+    local src=$1 tgt=$2 merges=$3 every=$4 ro=() split l
+    [ "${5:-}" = --romanian-target ] && ro=(--romanian)
+    [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"
+    local eval_splits=(test)
+    [ "$every" -eq 0 ] && eval_splits+=(valid)
+    for l in "$src" "$tgt"; do
+        local opts=(--aggressive)
+        [ "$l" = "$tgt" ] && opts+=("${ro[@]}")
+        tok all "$l" --normalize "${opts[@]}"
+        for split in "${eval_splits[@]}"; do tok "$split" "$l" "${opts[@]}"; done
     done
-    step clean "${PREP[@]}" clean "$WORK/tok/train.$src" "$WORK/tok/train.$tgt" \
-        "$WORK/tok/train.clean.$src" "$WORK/tok/train.clean.$tgt" --max "${CLEAN_MAX:-250}"
-    step bpe-learn "${PREP[@]}" bpe-learn "$WORK/bpe/codes" --merges "$merges" \
-        "$WORK/tok/train.clean.$src" "$WORK/tok/train.clean.$tgt"
-    for split in train valid test; do
-        for l in "$src" "$tgt"; do
-            local in="$WORK/tok/$split.$l"
-            [ "$split" = train ] && in="$WORK/tok/train.clean.$l"
-            step "bpe-apply-$split.$l" "${PREP[@]}" bpe-apply "$WORK/bpe/codes" "$in" "$WORK/bpe/$split.$l"
-        done
+    if [ "$every" -gt 0 ]; then
+        step split-valid "${PREP[@]}" split-valid "$WORK/tok/all.$src" "$WORK/tok/all.$tgt" --every "$every" \
+            --train-out "$WORK/tok/train" --valid-out "$WORK/tok/valid" --src-lang "$src" --tgt-lang "$tgt"
+    else
+        for l in "$src" "$tgt"; do cp "$WORK/tok/all.$l" "$WORK/tok/train.$l"; done
+    fi
+    bpe "$src" "$tgt" "$merges" train valid test
+    for split in train valid; do
+        step "clean-$split" "${PREP[@]}" clean "$WORK/bpe/$split.$src" "$WORK/bpe/$split.$tgt" \
+            "$WORK/bpe/$split.clean.$src" "$WORK/bpe/$split.clean.$tgt" --max 250
     done
-    step binarize binarize "$src" "$tgt"
+    step binarize preprocess "dict.$src.txt" --source-lang "$src" --target-lang "$tgt" --joined-dictionary \
+        --trainpref "$WORK/bpe/train.clean" --validpref "$WORK/bpe/valid.clean" --testpref "$WORK/bpe/test"
 }
 
 # wmt_text SRC TGT "TRAIN_PREFIX..." TEST_SRC_SGM TEST_REF_SGM [DEV_SRC_SGM DEV_REF_SGM] :
-# $WORK/text/{train,valid,test}.{SRC,TGT}; every TRAIN_PREFIX has .SRC and .TGT files
-# (or .SRC.gz/.TGT.gz); without a dev set every 100th training pair is held out (fairseq).
+# $WORK/text/all.{SRC,TGT} (the training corpora one after the other; every TRAIN_PREFIX has
+# .SRC and .TGT files, or .SRC.gz/.TGT.gz), test.{SRC,TGT} and, with a dev set, valid.*;
+# test.ref.TGT is the references' plain text, to score against
 wmt_text() {
     local src=$1 tgt=$2 prefixes=($3) test_src=$4 test_ref=$5 dev_src=${6:-} dev_ref=${7:-} l p gz
     mkdir -p "$WORK/text"
@@ -167,13 +221,10 @@ wmt_text() {
     done
     "${PREP[@]}" segments "$(locate "$test_src")" --out "$WORK/text/test.$src"
     "${PREP[@]}" segments "$(locate "$test_ref")" --out "$WORK/text/test.$tgt"
+    "${PREP[@]}" segments "$(locate "$test_ref")" --out "$WORK/text/test.ref.$tgt" --plain
     if [ -n "$dev_src" ]; then
-        mv "$WORK/text/all.$src" "$WORK/text/train.$src" && mv "$WORK/text/all.$tgt" "$WORK/text/train.$tgt"
         "${PREP[@]}" segments "$(locate "$dev_src")" --out "$WORK/text/valid.$src"
         "${PREP[@]}" segments "$(locate "$dev_ref")" --out "$WORK/text/valid.$tgt"
-    else
-        "${PREP[@]}" split-valid "$WORK/text/all.$src" "$WORK/text/all.$tgt" --every 100 \
-            --train-out "$WORK/text/train" --valid-out "$WORK/text/valid" --src-lang "$src" --tgt-lang "$tgt"
     fi
 }
 

@@ -3,15 +3,22 @@
 atomically (``OUT.tmp`` then rename), so an interrupted step never leaves an output
 that looks complete.
 
-    python data-prep/prep.py iwslt-train TAGS_FILE OUT        # drop <url>, <talkid>, ... lines
-    python data-prep/prep.py segments XML_OR_SGM... --out OUT  # text of every <seg> element
-    python data-prep/prep.py tokenize LANG IN OUT [--lowercase] [--romanian] [--no-normalize]
+    python data-prep/prep.py iwslt-train TAGS_FILE OUT        # as fairseq's prepare-iwslt14.sh
+    python data-prep/prep.py segments XML_OR_SGM... --out OUT [--plain]
+    python data-prep/prep.py tokenize LANG IN OUT [--normalize] [--aggressive] [--lowercase] [--romanian] [--workers N]
     python data-prep/prep.py clean SRC TGT OUT_SRC OUT_TGT [--min 1] [--max 250] [--ratio 1.5]
     python data-prep/prep.py split-valid SRC TGT --every 100 --train-out P --valid-out P --src-lang L --tgt-lang L
     python data-prep/prep.py bpe-learn CODES --merges N INPUT...
-    python data-prep/prep.py bpe-apply CODES IN OUT
+    python data-prep/prep.py bpe-apply CODES IN OUT [--workers N]
 
-Input that is not valid UTF-8 is decoded with replacement characters, never a crash.
+The text steps do what the reference recipes' Moses scripts do (fairseq's
+examples/translation/prepare-*.sh, which the authors' prepare scripts copy), with
+sacremoses: tokenizer.perl with its default escaping (``-a`` is ``--aggressive``),
+normalize-punctuation.perl and remove-non-printing-char.perl (``--normalize``),
+lowercase.perl, clean-corpus-n.perl. ``--workers N`` splits a file into N contiguous
+parts, processes them in parallel and joins them in order: the output is the same as
+with one worker. Input that is not valid UTF-8 is decoded with replacement characters,
+never a crash.
 """
 import argparse
 import html
@@ -19,8 +26,14 @@ import os
 import re
 import sys
 from contextlib import contextmanager
+from multiprocessing import Pool
 
-TAG_LINE = re.compile(r"^\s*<(url|talkid|keywords|speaker|reviewer|translator|title|description|doc|/doc|seg id)")
+import regex
+
+IWSLT_DROP = ("<url>", "<talkid>", "<keywords>")  # fairseq: grep -v each
+IWSLT_UNTAG = ("<title>", "</title>", "<description>", "</description>")  # fairseq: sed, the text stays
+SEG_OPEN = re.compile(r'<seg id="[0-9]*">\s*')
+SEG_CLOSE = re.compile(r"\s*</seg>\s*")
 SEG = re.compile(r"<seg[^>]*>(.*?)</seg>", re.I)
 
 
@@ -39,20 +52,29 @@ def atomic_write(path):
 
 
 def iwslt_train(args):
-    """IWSLT's train.tags.* files: metadata lines are XML tags, the rest is text."""
+    """IWSLT's train.tags.* as fairseq's prepare-iwslt14.sh reads them: the <url>, <talkid>
+    and <keywords> lines dropped, the <title> and <description> tags removed (their text kept)."""
     with atomic_write(args.out) as out:
         for line in read_lines(args.tags):
-            if not TAG_LINE.match(line):
-                out.write(line.strip() + "\n")
+            if any(tag in line for tag in IWSLT_DROP):
+                continue
+            for tag in IWSLT_UNTAG:
+                line = line.replace(tag, "")
+            out.write(line + "\n")
 
 
 def segments(args):
-    """Text of every <seg> of IWSLT's .xml and WMT's .sgm files, in order."""
+    """The text of every ``<seg id=...>`` line of IWSLT's .xml and WMT's .sgm files, in
+    order, as the reference scripts' grep/sed take it (’ becomes '); with ``--plain`` the
+    segment's text unescaped and untouched otherwise (the references to score against)."""
     with atomic_write(args.out) as out:
         for path in args.files:
             for line in read_lines(path):
-                for text in SEG.findall(line):
-                    out.write(html.unescape(text).strip() + "\n")
+                if args.plain:
+                    for text in SEG.findall(line):
+                        out.write(html.unescape(text).strip() + "\n")
+                elif "<seg id" in line:
+                    out.write(SEG_CLOSE.sub("", SEG_OPEN.sub("", line)).replace("\u2019", "'") + "\n")
 
 
 def normalise_romanian(text: str) -> str:
@@ -64,19 +86,61 @@ def normalise_romanian(text: str) -> str:
     return text
 
 
-def tokenize(args):
-    from sacremoses import MosesPunctNormalizer, MosesTokenizer
+NON_PRINTING = regex.compile(r"\p{C}")  # remove-non-printing-char.perl's class (a sacremoses dependency)
 
-    normalizer = None if args.no_normalize else MosesPunctNormalizer(lang=args.lang)
-    tokenizer = MosesTokenizer(lang=args.lang)
-    with atomic_write(args.out) as out:
-        for line in read_lines(args.input):
-            if normalizer is not None:
-                line = normalizer.normalize(line)
-            if args.romanian:
-                line = normalise_romanian(line)
-            line = tokenizer.tokenize(line, aggressive_dash_splits=True, escape=False, return_str=True)
-            out.write((line.lower() if args.lowercase else line) + "\n")
+
+class Tokenizer:
+    """One line through the Moses steps ``args`` asks for (built once per worker)."""
+
+    def __init__(self, lang, normalize, aggressive, lowercase, romanian):
+        from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+        self.normalizer = MosesPunctNormalizer(lang=lang) if normalize else None
+        self.tokenizer = MosesTokenizer(lang=lang)
+        self.aggressive, self.lowercase, self.romanian = aggressive, lowercase, romanian
+
+    def __call__(self, line: str) -> str:
+        if self.normalizer is not None:
+            line = NON_PRINTING.sub(" ", self.normalizer.normalize(line))  # remove-non-printing-char.perl: \p{C} -> space
+        if self.romanian:
+            line = normalise_romanian(line)
+        line = self.tokenizer.tokenize(line, aggressive_dash_splits=self.aggressive, escape=True, return_str=True)
+        return line.lower() if self.lowercase else line
+
+
+_worker_fn = None
+
+
+def _init_worker(factory, factory_args):
+    global _worker_fn
+    _worker_fn = factory(*factory_args)
+
+
+def _run_chunk(lines):
+    return [_worker_fn(line) for line in lines]
+
+
+def map_lines(factory, factory_args, path, out_path, workers: int):
+    """``factory(*factory_args)`` applied to every line of ``path``, ``workers`` contiguous
+    parts in parallel, written in order."""
+    lines = list(read_lines(path))
+    if workers <= 1 or len(lines) < 2 * workers:
+        fn = factory(*factory_args)
+        results = [[fn(line) for line in lines]]
+    else:
+        size = -(-len(lines) // workers)
+        chunks = [lines[i:i + size] for i in range(0, len(lines), size)]
+        with Pool(workers, initializer=_init_worker, initargs=(factory, factory_args)) as pool:
+            results = pool.map(_run_chunk, chunks)
+    with atomic_write(out_path) as out:
+        for chunk in results:
+            for line in chunk:
+                out.write(line + "\n")
+
+
+def tokenize(args):
+    map_lines(Tokenizer, (args.lang, args.normalize, args.aggressive, args.lowercase, args.romanian),
+              args.input, args.out, args.workers)
 
 
 def clean(args):
@@ -85,6 +149,7 @@ def clean(args):
     kept = dropped = 0
     with atomic_write(args.out_src) as fs, atomic_write(args.out_tgt) as ft:
         for s, t in zip(read_lines(args.src), read_lines(args.tgt)):
+            s, t = " ".join(s.split()), " ".join(t.split())  # clean-corpus-n.perl collapses whitespace
             ns, nt = len(s.split()), len(t.split())
             if args.min <= ns <= args.max and args.min <= nt <= args.max and max(ns, nt) <= args.ratio * min(ns, nt):
                 fs.write(s + "\n")
@@ -96,11 +161,12 @@ def clean(args):
 
 
 def split_valid(args):
-    """Every --every-th pair goes to valid, the rest to train (the fairseq recipes)."""
+    """Every --every-th pair goes to valid (lines every, 2*every, ... counted from 1: awk's
+    NR%every==0 in the reference scripts), the rest to train."""
     with atomic_write(f"{args.train_out}.{args.src_lang}") as ts, atomic_write(f"{args.train_out}.{args.tgt_lang}") as tt, \
             atomic_write(f"{args.valid_out}.{args.src_lang}") as vs, atomic_write(f"{args.valid_out}.{args.tgt_lang}") as vt:
         for i, (s, t) in enumerate(zip(read_lines(args.src), read_lines(args.tgt))):
-            a, b = (vs, vt) if i % args.every == 0 else (ts, tt)
+            a, b = (vs, vt) if (i + 1) % args.every == 0 else (ts, tt)
             a.write(s + "\n")
             b.write(t + "\n")
 
@@ -120,14 +186,19 @@ def _joined(paths):
             yield line + "\n"
 
 
-def bpe_apply(args):
-    from subword_nmt.apply_bpe import BPE
+class BPEApplier:
+    def __init__(self, codes_path):
+        from subword_nmt.apply_bpe import BPE
 
-    with open(args.codes, encoding="utf-8") as codes:
-        bpe = BPE(codes)
-    with atomic_write(args.out) as out:
-        for line in read_lines(args.input):
-            out.write(bpe.process_line(line) + "\n")
+        with open(codes_path, encoding="utf-8") as codes:
+            self.bpe = BPE(codes)
+
+    def __call__(self, line: str) -> str:
+        return self.bpe.process_line(line)
+
+
+def bpe_apply(args):
+    map_lines(BPEApplier, (args.codes,), args.input, args.out, args.workers)
 
 
 def main(argv=None):
@@ -140,14 +211,17 @@ def main(argv=None):
     s = sub.add_parser("segments")
     s.add_argument("files", nargs="+")
     s.add_argument("--out", required=True)
+    s.add_argument("--plain", action="store_true", help="unescaped segment text, for scoring")
     s.set_defaults(fn=segments)
     s = sub.add_parser("tokenize")
     s.add_argument("lang")
     s.add_argument("input")
     s.add_argument("out")
+    s.add_argument("--normalize", action="store_true", help="Moses punctuation normalisation and non-printing characters removed")
+    s.add_argument("--aggressive", action="store_true", help="split hyphens (tokenizer.perl -a)")
     s.add_argument("--lowercase", action="store_true")
     s.add_argument("--romanian", action="store_true", help="normalise cedillas and remove diacritics")
-    s.add_argument("--no-normalize", action="store_true", help="skip Moses punctuation normalisation")
+    s.add_argument("--workers", type=int, default=1)
     s.set_defaults(fn=tokenize)
     s = sub.add_parser("clean")
     for name in ("src", "tgt", "out_src", "out_tgt"):
@@ -172,6 +246,7 @@ def main(argv=None):
     s.add_argument("codes")
     s.add_argument("input")
     s.add_argument("out")
+    s.add_argument("--workers", type=int, default=1)
     s.set_defaults(fn=bpe_apply)
     args = p.parse_args(argv)
     args.fn(args)

@@ -4,13 +4,15 @@
 #
 #   bash data-prep/wikitext103.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
 #
-# --raw-dir holds wikitext-103-v1.zip, or its extracted wikitext-103/ folder.
+# --raw-dir holds wikitext-103-v1.zip, or its extracted wikitext-103/ folder. Downloaded from its
+# author's mirror (the original S3 URL no longer serves).
 # Default output: data-bin/wikitext103.
 NAME=wikitext103
 source "$(dirname "$0")/common.sh"
 parse_args "$@"
 
-fetch wikitext-103-v1.zip https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip
+fetch wikitext-103-v1.zip "${WIKITEXT103_URL:-https://wikitext.smerity.com/wikitext-103-v1.zip}" \
+    "${WIKITEXT103_DIGEST:-sha1:0aec09a7537b58d4bb65362fee27650eeaba625a}"
 require wikitext-103/wiki.train.tokens wikitext-103/wiki.valid.tokens wikitext-103/wiki.test.tokens
 
 [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# WMT'14 English -> German, as fairseq's prepare-wmt14en2de.sh (the recipe the authors'
-# 43,736-entry dictionary comes from): Europarl v7 + Common Crawl + News Commentary v9;
-# every 100th pair held out as valid; test newstest2014. Moses punctuation normalisation
-# and tokenisation (cased), clean-corpus 1-250 tokens with ratio 1.5, joint BPE with
-# subword-nmt, 40,000 merges.
+# WMT'14 English -> German, as the authors' prepare_wmt14_en2de.sh (fairseq's
+# prepare-wmt14en2de.sh --icml17): Europarl v7 + Common Crawl + News Commentary v9; the
+# training text punctuation-normalised, non-printing characters removed, Moses-tokenised
+# with hyphens split (-a), cased and escaped; every 100th pair (100th, 200th, ...) held
+# out as valid; test newstest2014, tokenised only; joint BPE with subword-nmt, 40,000
+# merges, learned on the training pairs; train and valid cleaned after BPE (1-250 tokens,
+# ratio 1.5); joined dictionary (43,736 entries in the authors' run; not verified here on
+# the real corpus).
 #
 #   bash data-prep/wmt14_en_de.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
 #
@@ -22,4 +25,4 @@ TRAIN="training/europarl-v7.de-en commoncrawl.de-en training/news-commentary-v9.
 require_pairs en de $TRAIN
 require test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
 step text wmt_text en de "$TRAIN" test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
-translation en de 40000
+wmt_pipeline en de 40000 100

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# WMT'14 English -> French, as fairseq's prepare-wmt14en2fr.sh: Europarl v7 + Common
-# Crawl + UN + News Commentary v9 + Gigaword French-English; every 100th pair held out
-# as valid; test newstest2014. Moses normalisation and tokenisation (cased), clean-corpus
-# 1-250 tokens with ratio 1.5, joint BPE with subword-nmt, 40,000 merges.
+# WMT'14 English -> French, as the authors' prepare_wmt14_en2fr.sh: Europarl v7 + Common
+# Crawl + UN + News Commentary v9 + Gigaword French-English; the training text
+# punctuation-normalised, non-printing characters removed, Moses-tokenised with hyphens
+# split (-a), cased and escaped; every 1,333rd pair held out as valid (theirs: ~27k pairs,
+# not 1%); test newstest2014, tokenised only; joint BPE with subword-nmt, 40,000 merges;
+# train and valid cleaned after BPE (1-250 tokens, ratio 1.5); joined dictionary.
 #
 #   bash data-prep/wmt14_en_fr.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
 #
@@ -23,4 +25,4 @@ TRAIN="training/europarl-v7.fr-en commoncrawl.fr-en un/undoc.2000.fr-en training
 require_pairs en fr $TRAIN
 require test-full/newstest2014-fren-src.en.sgm test-full/newstest2014-fren-ref.fr.sgm
 step text wmt_text en fr "$TRAIN" test-full/newstest2014-fren-src.en.sgm test-full/newstest2014-fren-ref.fr.sgm
-translation en fr 40000
+wmt_pipeline en fr 40000 1333

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# WMT'16 English -> Romanian, following the standard WMT'16 recipe (Sennrich et al.):
-# Europarl v8 + SETIMES2; valid newsdev2016, test newstest2016; Moses normalisation and
-# tokenisation; on the Romanian side cedilla letters normalised to comma-below and
-# diacritics removed; clean-corpus 1-250 tokens with ratio 1.5; joint BPE with
-# subword-nmt, 32,000 merges (our choice: the authors shared only binaries; their
-# parameter counts imply a ~35,000-entry dictionary, which 32k merges approach).
+# WMT'16 English -> Romanian. The authors shared only binaries, so this follows the WMT'16
+# recipe (Sennrich et al.) in the shape of the WMT'14 scripts: Europarl v8 + SETIMES2
+# (OPUS's en-ro.txt.zip: SETIMES.en-ro.{en,ro}); valid newsdev2016, test newstest2016; the
+# training text punctuation-normalised, non-printing characters removed; Moses-tokenised
+# with hyphens split, escaped; on the Romanian side (every split) cedilla letters
+# normalised to comma-below and diacritics removed; joint BPE with subword-nmt, 32,000
+# merges (our choice: the authors' counts imply a ~35,000-entry dictionary); train and
+# valid cleaned after BPE (1-250 tokens, ratio 1.5); joined dictionary.
 #
 #   bash data-prep/wmt16_en_ro.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]
 #
@@ -24,4 +26,4 @@ require dev/newsdev2016-enro-src.en.sgm dev/newsdev2016-enro-ref.ro.sgm \
     test/newstest2016-enro-src.en.sgm test/newstest2016-enro-ref.ro.sgm
 step text wmt_text en ro "$TRAIN" test/newstest2016-enro-src.en.sgm test/newstest2016-enro-ref.ro.sgm \
     dev/newsdev2016-enro-src.en.sgm dev/newsdev2016-enro-ref.ro.sgm
-translation en ro 32000 --romanian-target
+wmt_pipeline en ro 32000 0 --romanian-target

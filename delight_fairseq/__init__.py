@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 _compat.apply()
 
-from . import models  # noqa: E402,F401  (registers delight_transformer and define_lm)
+from . import lr_scheduler, models  # noqa: E402,F401  (registers delight_transformer, define_lm and --lr-scheduler linear)
 from .models.define_lm import DefineLanguageModel  # noqa: E402
 from .models.delight_config import ConfigError  # noqa: E402
 from .models.delight_transformer import DeLighTTransformerModel  # noqa: E402

@@ -17,9 +17,16 @@ from delight_fairseq.models.define_lm import LM_PRESETS  # noqa: E402
 from delight_fairseq.models.delight_transformer import PRESETS  # noqa: E402
 
 
-def translation_lr(d_m: int) -> float:
-    """Authors' WMT recipe: max lr = min(0.003 * 640 / d_m, 0.01)."""
-    return round(min(0.003 * 640 / d_m, 0.01), 6)
+def translation_lr(arch: str, d_m: int) -> float:
+    """The peak learning rate of the authors' command for this preset, computed as their
+    scripts compute it: WMT'14 min(round(640 / d_m * 0.003, 3), 0.01) (nmt_wmt14_en2{de,fr}.py),
+    WMT'16 En-Ro min(round(512 / d_m * 0.0007, 4), 0.01) (nmt_wmt16_en2ro.py), IWSLT'14
+    0.001 (their posted command)."""
+    if "iwslt" in arch:
+        return 0.001
+    if "wmt16_en_ro" in arch:
+        return min(round((512.0 / d_m) * 0.0007, 4), 0.01)
+    return min(round((640 / d_m) * 0.003, 3), 0.01)
 
 
 def files():
@@ -31,10 +38,9 @@ def files():
             continue
         seen.add(id(preset))
         name = arch.replace("delight_transformer_", "")
-        params = f"{preset.params / 1e6:.2f}M params, " if preset.params else ""
-        header = f"{arch}: {params}{preset.bleu} BLEU published"
+        header = f"{arch}: {preset.params / 1e6:.2f}M params, {preset.bleu} BLEU published"
         body = {"model": {"_name": "delight_transformer", **preset.overrides()},
-                "optimization": {"lr": [translation_lr(preset.d_m)]}}
+                "optimization": {"lr": [translation_lr(arch, preset.d_m)]}}
         out[f"configs/model/{name}.yaml"] = _render(header, body)
     for arch, values in LM_PRESETS.items():
         name = arch.replace("define_lm_", "lm_")

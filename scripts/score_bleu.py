@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """BLEU of a fairseq-generate output, the two ways the papers report it.
 
-    python scripts/score_bleu.py GENERATE_OUTPUT --lang de [--compound-split] [--raw-ref FILE]
+    python scripts/score_bleu.py GENERATE_OUTPUT --lang de [--compound-split] [--romanian] [--raw-ref FILE]
 
 - detokenised: hypotheses Moses-detokenised, scored by sacrebleu against the raw
   references (``--raw-ref``, one line per test sentence) or the detokenised references;
@@ -9,10 +9,16 @@
   scores it; with ``--compound-split`` hyphenated compounds are split first
   (``a-b -> a ##AT##-##AT## b``), the WMT'14 En-De convention of Vaswani et al.
 
+With ``--romanian`` both sides get the WMT'16 Romanian normalisation of the data-prep
+(cedillas to commas below, diacritics removed): the model learned targets without
+diacritics, so scoring them against references with diacritics costs several points.
+
 Generate with ``--remove-bpe`` (or ``--post-process``) so that H-/T- lines are words.
 """
 import argparse
+import importlib.util
 import re
+from pathlib import Path
 
 import sacrebleu
 from sacremoses import MosesDetokenizer
@@ -40,10 +46,21 @@ def compound_split(line: str) -> str:
     return COMPOUND.sub(" ##AT##-##AT## ", line)
 
 
-def scores(ids, hyps, refs, lang, compound=False, raw_refs=None):
+def romanian_normaliser():
+    """``normalise_romanian`` of data-prep/prep.py (one definition for both)."""
+    spec = importlib.util.spec_from_file_location("prep", Path(__file__).resolve().parents[1] / "data-prep" / "prep.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    return prep.normalise_romanian
+
+
+def scores(ids, hyps, refs, lang, compound=False, raw_refs=None, romanian=False):
     detok = MosesDetokenizer(lang=lang)
     hyp_detok = [detok.detokenize(h.split()) for h in hyps]
     ref_detok = [raw_refs[i] for i in ids] if raw_refs is not None else [detok.detokenize(r.split()) for r in refs]
+    if romanian:
+        normalise = romanian_normaliser()
+        hyp_detok, ref_detok = [normalise(h) for h in hyp_detok], [normalise(r) for r in ref_detok]
     split = compound_split if compound else (lambda s: s)
     return {
         "detok": sacrebleu.corpus_bleu(hyp_detok, [ref_detok]).score,
@@ -56,6 +73,7 @@ def main(argv=None):
     p.add_argument("generate_output")
     p.add_argument("--lang", required=True, help="target language (for detokenisation)")
     p.add_argument("--compound-split", action="store_true")
+    p.add_argument("--romanian", action="store_true", help="remove Romanian diacritics on both sides (WMT'16 En-Ro)")
     p.add_argument("--raw-ref", help="raw (untokenised) references, one per line, in test-set order")
     args = p.parse_args(argv)
     ids, hyps, refs = read_generate(args.generate_output)
@@ -64,7 +82,7 @@ def main(argv=None):
         raw = open(args.raw_ref, encoding="utf-8", errors="replace").read().splitlines()
         if max(ids) >= len(raw):
             raise SystemExit(f"score_bleu: {args.raw_ref} has {len(raw)} lines, the output needs {max(ids) + 1}")
-    s = scores(ids, hyps, refs, args.lang, args.compound_split, raw)
+    s = scores(ids, hyps, refs, args.lang, args.compound_split, raw, args.romanian)
     print(f"sentences {len(ids)}")
     print(f"BLEU (detokenised, sacrebleu) {s['detok']:.2f}")
     print(f"BLEU (tokenised{', compound-split' if args.compound_split else ''}) {s['tok']:.2f}")

@@ -8,7 +8,8 @@
 # DATASET is a config in configs/ (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro,
 # wikitext103); its binaries are read from data-bin/DATASET (DATA_DIR overrides) and the
 # checkpoints, hydra_train.log and .hydra/ go to checkpoints/DATASET-MODEL (SAVE_DIR
-# overrides). Any Hydra override may follow (optimization.max_update=1000, ...).
+# overrides). Any Hydra override may follow (optimization.max_update=1000, ...), and
+# Hydra's --cfg job [--resolve] prints the composed config and exits without training.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$REPO/.venv/bin/python" ] && export PATH="$REPO/.venv/bin:$PATH"
@@ -18,24 +19,28 @@ DATASET=$1; shift
 [ -f "$REPO/configs/$DATASET.yaml" ] || die "no config configs/$DATASET.yaml; choose one of: $(cd "$REPO/configs" && ls *.yaml | sed 's/.yaml$//' | tr '\n' ' ')"
 MODEL=$(sed -n 's/^  - model: //p' "$REPO/configs/$DATASET.yaml")
 PRECISION=$(sed -n 's/^  - precision: //p' "$REPO/configs/$DATASET.yaml")
+PRINT_ONLY=""
 for arg in "$@"; do
     case $arg in
         model=*) MODEL=${arg#model=} ;;
         precision=*) PRECISION=${arg#precision=} ;;
+        --cfg|-c|--info|--help) PRINT_ONLY=1 ;;
     esac
 done
 [ -f "$REPO/configs/model/$MODEL.yaml" ] || die "no model config configs/model/$MODEL.yaml"
-DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
-[ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
-DATA=$(cd "$DATA" && pwd)
 command -v fairseq-hydra-train >/dev/null || die "fairseq-hydra-train not found: run bash scripts/install.sh (or activate your environment)"
-PY=$(dirname "$(command -v fairseq-hydra-train)")/python
-[ -x "$PY" ] || PY=python
-if [ "$PRECISION" = fp16 ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
-    die "precision=fp16 needs a CUDA GPU (fairseq's FP16 optimizer) and this machine has none: add precision=bf16 or precision=fp32 (and common.cpu=true)"
-fi
+DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
 SAVE=${SAVE_DIR:-$REPO/checkpoints/$DATASET-$MODEL}
-mkdir -p "$SAVE" && SAVE=$(cd "$SAVE" && pwd)
-cd "$SAVE"  # hydra.run.dir is '.': its log and .hydra/ go beside the checkpoints
+if [ -z "$PRINT_ONLY" ]; then
+    [ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
+    DATA=$(cd "$DATA" && pwd)
+    PY=$(dirname "$(command -v fairseq-hydra-train)")/python
+    [ -x "$PY" ] || PY=python
+    if [ "$PRECISION" = fp16 ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+        die "precision=fp16 needs a CUDA GPU (fairseq's FP16 optimizer) and this machine has none: add precision=bf16 or precision=fp32 (and common.cpu=true)"
+    fi
+    mkdir -p "$SAVE" && SAVE=$(cd "$SAVE" && pwd)
+    cd "$SAVE"  # hydra.run.dir is '.': its log and .hydra/ go beside the checkpoints
+fi
 exec fairseq-hydra-train --config-dir "$REPO/configs" --config-name "$DATASET" \
     "task.data=$DATA" "common.user_dir=$REPO/delight_fairseq" "checkpoint.save_dir=$SAVE" "$@"

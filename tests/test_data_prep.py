@@ -28,47 +28,108 @@ def n_sentences(out, split, pair, lang):
 
 
 def test_iwslt14(tmp_path):
+    """fairseq's prepare-iwslt14.sh: metadata lines dropped but title/description text kept,
+    lowercased, cleaned, every 23rd pair valid, test sets in fairseq's order, one dictionary
+    per language."""
     raw = corpus_fixtures.iwslt14(tmp_path / "raw")
     out = tmp_path / "iwslt"
     proc = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
     assert "binaries in" in proc.stderr
-    n_test, d = n_sentences(out, "test", "de-en", "de")
-    assert n_test == 5 * 6  # the five XML test sets, every <seg>
-    n_train, _ = n_sentences(out, "train", "de-en", "en")
+    work = out.parent / "iwslt.work"
+    text = (work / "text" / "all.de").read_text()
+    assert "<url>" not in text and "<talkid>" not in text and "<keywords>" not in text
+    assert "\nA talk\n" in text and "\nTED Talk Subtitles and Transcript: a talk\n" in text  # the tags' text stays
+    cleaned = (work / "tok" / "all.clean.en").read_text().splitlines()
+    assert all(line == line.lower() for line in cleaned)
+    valid = (work / "tok" / "valid.en").read_text().splitlines()
+    assert valid == cleaned[22::23]  # awk NR%23==0: lines 23, 46, ...
+    assert (work / "tok" / "train.en").read_text().splitlines() == [l for i, l in enumerate(cleaned) if (i + 1) % 23]
     n_valid, _ = n_sentences(out, "valid", "de-en", "en")
-    assert n_valid == -(-400 // 23) and 0 < n_train <= 400 - n_valid  # every 23rd pair, then cleaning
-    text = (out.parent / "iwslt.work" / "bpe" / "train.de").read_text()
-    assert "<url>" not in text and "talkid" not in text and text == text.lower()
-    # the joined dictionary holds both languages
-    assert d.index("katze") != d.unk() or d.index("kat@@") != d.unk()
-    assert (out / "dict.de.txt").read_text() == (out / "dict.en.txt").read_text()
+    n_train, _ = n_sentences(out, "train", "de-en", "en")
+    assert (n_valid, n_train) == (len(valid), len(cleaned) - len(valid))
+    # test: dev2010, TEDX dev2012, tst2010, tst2011, tst2012 (fixture seeds 10 + index in its list)
+    test = (work / "text" / "test.de").read_text().splitlines()
+    order = [0, 4, 1, 2, 3]
+    assert test == [seg for i in order for seg in corpus_fixtures.sentences("de", 6, 10 + i)]
+    assert n_sentences(out, "test", "de-en", "de")[0] == 30
+    # separate dictionaries, as fairseq's IWSLT recipe
+    assert (out / "dict.de.txt").read_text() != (out / "dict.en.txt").read_text()
 
 
 @pytest.mark.parametrize("tgt", ["de", "fr"])
 def test_wmt14(tmp_path, tgt):
-    raw = corpus_fixtures.wmt14(tmp_path / "raw", tgt)
+    """The authors' WMT'14 scripts: normalised/tokenised (-a, escaped) training text, every
+    100th (En-Fr: 1,333rd) pair valid, BPE, then train and valid cleaned after BPE."""
+    n = 150 if tgt == "de" else 280  # En-Fr: 1,400 pairs, so that one is the 1,333rd
+    raw = corpus_fixtures.wmt14(tmp_path / "raw", tgt, n)
     out = tmp_path / "bin"
-    prep(f"wmt14_en_{tgt}", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    prep(f"wmt14_en_{tgt}", "--raw-dir", raw, "--out-dir", out, "--workers", 2)
+    work = tmp_path / "bin.work"
+    every = 100 if tgt == "de" else 1333
     n_corpora = 5 if tgt == "fr" else 3  # + UN and Gigaword (gzipped inside a tar) for En-Fr
-    n_valid, d = n_sentences(out, "valid", f"en-{tgt}", "en")
-    n_train, _ = n_sentences(out, "train", f"en-{tgt}", tgt)
-    assert n_valid == -(-n_corpora * 150 // 100)  # every 100th pair
-    assert n_train <= n_corpora * 150 - n_valid and n_train > 0.8 * (n_corpora * 150 - n_valid)
+    tok = (work / "tok" / "all.en").read_text().splitlines()
+    assert len(tok) == n_corpora * n
+    assert (work / "tok" / "valid.en").read_text().splitlines() == tok[every - 1::every]
+    # cleaning comes after BPE and applies to train and valid, not test
+    bpe_train = (work / "bpe" / "train.en").read_text().splitlines()
+    clean_train = (work / "bpe" / "train.clean.en").read_text().splitlines()
+    assert len(clean_train) <= len(bpe_train) and n_sentences(out, "train", f"en-{tgt}", tgt)[0] == len(clean_train)
+    assert n_sentences(out, "valid", f"en-{tgt}", "en")[0] == len((work / "bpe" / "valid.clean.en").read_text().splitlines())
     assert n_sentences(out, "test", f"en-{tgt}", tgt)[0] == 20
-    # cased, Moses-tokenised: punctuation split off, capitals kept
-    train = (tmp_path / "bin.work" / "tok" / "train.clean.en").read_text()
-    assert any(c.isupper() for c in train) and " ." in train
+    # cased, Moses-tokenised: punctuation split off, capitals kept, & escaped; the test side
+    # is not punctuation-normalised; the plain references are kept for scoring
+    assert any(c.isupper() for c in "".join(tok)) and " ." in "".join(tok)
+    assert (work / "text" / f"test.ref.{tgt}").read_text().splitlines() == corpus_fixtures.sentences(tgt, 20, 12)
+
+
+def test_parallel_tokenisation_and_bpe_equal_one_worker(tmp_path):
+    src = tmp_path / "in.en"
+    src.write_text("".join(line + "\n" for line in corpus_fixtures.sentences("en", 301, 4)) + "A well-known \"test\" & more .\n")
+    prep_py = [sys.executable, str(REPO / "data-prep" / "prep.py")]
+    outs = []
+    for workers in (1, 3):
+        out = tmp_path / f"tok{workers}.en"
+        subprocess.run([*prep_py, "tokenize", "en", src, out, "--normalize", "--aggressive", "--workers", str(workers)],
+                       check=True, capture_output=True)
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and outs[0].count("\n") == 302
+    assert outs[0].splitlines()[-1] == "A well @-@ known &quot; test &quot; &amp; more ."
+    subprocess.run([*prep_py, "bpe-learn", tmp_path / "codes", "--merges", "50", tmp_path / "tok1.en"], check=True)
+    bpe = []
+    for workers in (1, 3):
+        out = tmp_path / f"bpe{workers}.en"
+        subprocess.run([*prep_py, "bpe-apply", tmp_path / "codes", tmp_path / "tok1.en", out, "--workers", str(workers)],
+                       check=True, capture_output=True)
+        bpe.append(out.read_text())
+    assert bpe[0] == bpe[1] and "@@" in bpe[0]
+
+
+def test_a_download_with_the_wrong_checksum_is_refused(tmp_path):
+    raw = corpus_fixtures.iwslt14(tmp_path / "raw")
+    env = dict(os.environ, IWSLT14_URL=(raw / "de-en.tgz").as_uri())  # curl fetches file:// URLs too
+    proc = subprocess.run(["bash", str(REPO / "data-prep" / "iwslt14_de_en.sh"), "--out-dir", str(tmp_path / "bin")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode != 0 and "has md5" in proc.stderr and "not 10936dfdf616504ddbd844e91b94ef4a" in proc.stderr
+    assert not list((tmp_path / "bin.work").glob("download/*.tgz"))  # the bad download is not kept
+    import hashlib
+
+    env["IWSLT14_DIGEST"] = "md5:" + hashlib.md5((raw / "de-en.tgz").read_bytes()).hexdigest()
+    proc = subprocess.run(["bash", str(REPO / "data-prep" / "iwslt14_de_en.sh"), "--out-dir", str(tmp_path / "bin"),
+                           "--workers", "1"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_wmt16_en_ro_normalises_romanian(tmp_path):
     raw = corpus_fixtures.wmt16_en_ro(tmp_path / "raw")
     out = tmp_path / "bin"
     prep("wmt16_en_ro", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
-    assert n_sentences(out, "valid", "en-ro", "ro")[0] == 15  # newsdev2016, not split from train
+    # valid is newsdev2016 (not split from train), cleaned after BPE as the WMT recipes clean it
+    valid = (tmp_path / "bin.work" / "bpe" / "valid.clean.ro").read_text().splitlines()
+    assert n_sentences(out, "valid", "en-ro", "ro")[0] == len(valid) and 0 < len(valid) <= 15
     assert n_sentences(out, "test", "en-ro", "ro")[0] == 15
-    ro = (tmp_path / "bin.work" / "tok" / "train.clean.ro").read_text()
+    ro = (tmp_path / "bin.work" / "bpe" / "train.clean.ro").read_text().replace("@@ ", "")
     assert "ţ" not in ro and "ş" not in ro and "ă" not in ro and "â" not in ro and "tara" in ro
-    assert "ă" in (tmp_path / "bin.work" / "text" / "train.ro").read_text()  # raw text untouched
+    assert "ă" in (tmp_path / "bin.work" / "text" / "all.ro").read_text()  # raw text untouched
 
 
 def test_wikitext103(tmp_path):
@@ -113,7 +174,7 @@ def test_rerun_skips_finished_steps_and_interrupted_binarising_is_redone(tmp_pat
     prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
     stamp = (out / "train.de-en.de.bin").stat().st_mtime_ns
     again = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
-    assert "binarize: done before, skipped" in again.stderr and "tokenize-train.de: done before" in again.stderr
+    assert "binarize: done before, skipped" in again.stderr and "tokenize-all.de: done before" in again.stderr
     assert (out / "train.de-en.de.bin").stat().st_mtime_ns == stamp
 
 
@@ -130,7 +191,7 @@ def test_killed_run_leaves_no_binaries_and_the_next_run_completes(tmp_path):
     proc.wait()
     assert not out.exists()  # killed while binarising: no binaries that look finished
     again = prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
-    assert "tokenize-train.de: done before, skipped" in again.stderr
+    assert "tokenize-all.de: done before, skipped" in again.stderr
     assert n_sentences(out, "test", "de-en", "de")[0] == 30
 
 

@@ -66,6 +66,25 @@ def test_evaluate_translation_averages_and_scores(toy_bin, toy_checkpoint, tmp_p
     assert detok > 80 and tok > 80
 
 
+def test_evaluate_scores_checkpoint_best_for_wmt(toy_bin, toy_checkpoint):
+    """The authors scored checkpoint_best.pt for WMT (their READMEs); no averaging then."""
+    proc = script("evaluate.sh", "wmt16_en_ro", toy_checkpoint, env={"DATA_DIR": str(toy_bin)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "averaged" not in proc.stdout and "sentences 100" in proc.stdout
+    assert "checkpoint_best.pt" in (toy_checkpoint / "generate-test.log").read_text()
+
+
+def test_romanian_scoring_removes_diacritics_on_both_sides(tmp_path):
+    out = tmp_path / "gen.txt"
+    out.write_text("S-0\tx\nT-0\tx\nH-0\t-0.5\tAceasta este o tara frumoasa .\n")
+    raw = tmp_path / "ref.ro"
+    raw.write_text("Aceasta este o ţară frumoasă.\n")  # cedilla t, as in the WMT'16 references
+    ids, hyps, refs = score_bleu.read_generate(out)
+    raw_refs = raw.read_text().splitlines()
+    assert score_bleu.scores(ids, hyps, refs, "ro", raw_refs=raw_refs, romanian=True)["detok"] == pytest.approx(100.0)
+    assert score_bleu.scores(ids, hyps, refs, "ro", raw_refs=raw_refs)["detok"] < 60
+
+
 def test_evaluate_language_model_reports_perplexity(lm_data, tmp_path):
     run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 60, "--save-dir", tmp_path)
     proc = script("evaluate.sh", "wikitext103", tmp_path, "--", "--tokens-per-sample", 64, "--context-window", 32,
