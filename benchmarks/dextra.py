@@ -5,12 +5,12 @@ measured side by side in one process on the same weights; prints ratios.
 
     python benchmarks/dextra.py [--tokens 2048] [--rounds 3] [--compile] [--profile] [--device cpu|cuda]
 
-The straightforward implementation is the authors' formulation, layer by layer: permute
-the features into groups, ``bmm`` plus bias, permute back, feature shuffle by
-permute + contiguous, a LayerNorm call, the activation, and the input mixer by chunking
-both inputs into groups and concatenating them. The plugin's ``GroupLinear`` does the
-mixer inside the group matmul (the concatenation is never built) with a hand-written
-backward that makes one group-major copy each way (``delight_fairseq/modules/group_linear.py``).
+The straightforward implementation is the authors' formulation, layer by layer, as
+``GroupLinear`` reads with ``fused = False``: the input mixer concatenating both inputs
+group by group, ``bmm`` plus bias, feature shuffle, a LayerNorm call, the activation. The
+plugin's default path does the mixer inside the group matmul (the concatenation is never
+built) with a hand-written backward that makes one group-major copy each way
+(``delight_fairseq/modules/group_linear.py``).
 The shapes are the DExTra blocks of the presets (d_m, depth N, width w_m, g_max).
 """
 import argparse
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.modules import DExTra, default_max_groups  # noqa: E402
+from delight_fairseq.modules import DExTra, GroupLinear, default_max_groups  # noqa: E402
 
 # (name, d_m, depth, width_mult): blocks of the presets (WMT'14 d_m 256/512/640, IWSLT d_m 384)
 SHAPES = [
@@ -36,42 +36,16 @@ SHAPES = [
 ]
 
 
-def naive_glt(layer, x):
-    """One GroupLinear of ``layer``'s weights, computed the straightforward way."""
-    r, n = x.shape
-    g, m = layer.groups, layer.out_features
-    k = m // g
-    if g == 1:
-        y = x @ layer.weight[0] + layer.bias.view(-1)
-        y = y.view(r, 1, k)
-    else:
-        xg = x.view(r, g, n // g).transpose(0, 1).contiguous()  # G x R x N/G
-        y = torch.bmm(xg, layer.weight) + layer.bias  # G x R x K
-        y = y.transpose(0, 1).contiguous()  # R x G x K
-        if layer.shuffle:
-            y = y.transpose(1, 2).contiguous().view(r, g, k)
-    if layer.norm is not None:
-        y = layer.norm(y)
-    y = y.view(r, m)
-    if layer.act is not None:
-        y = layer.act(y)
-    return F.dropout(y, layer.dropout, layer.training)
-
-
-def naive_mix(x, inp, groups):
-    """Group ``i`` is ``[inp_i, x_i]``, the block input first (the authors' order)."""
-    pairs = zip(inp.chunk(groups, dim=-1), x.chunk(groups, dim=-1))
-    return torch.cat([t for pair in pairs for t in pair], dim=-1)
-
-
 def naive_dextra(dextra: DExTra, x):
-    x = naive_glt(dextra.input_layer, x)
-    inp = x
-    for i, layer in enumerate(dextra.glt_layers):
-        if i > 0:
-            x = naive_mix(x, inp, layer.groups)
-        x = naive_glt(layer, x)
-    return naive_glt(dextra.output_layer, naive_mix(x, inp, 1))
+    """The same DExTra, every GroupLinear on its step-by-step path (fused = False)."""
+    layers = [m for m in dextra.modules() if isinstance(m, GroupLinear)]
+    for m in layers:
+        m.fused = False
+    try:
+        return dextra(x)
+    finally:
+        for m in layers:
+            m.fused = True
 
 
 def build(d_m, depth, width_mult, device):

@@ -13,12 +13,54 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from delight_fairseq.modules import GroupLinear  # noqa: E402
-from delight_fairseq.modules.glt_kernels import KERNELS  # noqa: E402
 from delight_fairseq.stats import build_from_arch  # noqa: E402
+
+# Equivalent ways to compute the grouped matmul of a group linear transform.
+# Legend: ``R`` rows (tokens), ``N``/``M`` in/out features, ``G`` groups. Each takes
+# ``x: R x N``, ``weight: G x N/G x M/G`` and returns ``R x M`` (no bias).
+
+
+def glt_bmm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Batched matmul over groups: ``G x R x N/G @ G x N/G x M/G`` (what GroupLinear does)."""
+    g, n, m = weight.shape
+    return torch.bmm(x.reshape(-1, g, n).transpose(0, 1), weight).transpose(0, 1).reshape(-1, g * m)
+
+
+def glt_einsum(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    g, n, m = weight.shape
+    return torch.einsum("rgn,gnm->rgm", x.reshape(-1, g, n), weight).reshape(-1, g * m)
+
+
+def glt_conv1d(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A grouped 1x1 convolution over the rows."""
+    g, n, m = weight.shape
+    w = weight.transpose(1, 2).reshape(g * m, n, 1)  # (G*M/G) x N/G x 1
+    return F.conv1d(x.unsqueeze(-1), w, groups=g).squeeze(-1)
+
+
+def glt_block_diagonal(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """One dense matmul against the block-diagonal N x M matrix (G times the FLOPs)."""
+    return x @ torch.block_diag(*weight)
+
+
+def glt_loop(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """One matmul per group, concatenated."""
+    g, n, m = weight.shape
+    return torch.cat([xi @ wi for xi, wi in zip(x.split(n, dim=-1), weight)], dim=-1)
+
+
+KERNELS = {
+    "bmm": glt_bmm,
+    "einsum": glt_einsum,
+    "conv1d": glt_conv1d,
+    "block_diagonal": glt_block_diagonal,
+    "loop": glt_loop,
+}
 
 
 def glt_shapes(arch: str):
@@ -47,6 +89,17 @@ def time_kernel(fn, x, w, repeat: int, device: str) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
+def check_equal(x, w):
+    """Every kernel computes Eq. 1 group by group, and GroupLinear (bmm) the same."""
+    n = w.shape[1]
+    expected = torch.cat([xi @ wi for xi, wi in zip(x.split(n, -1), w)], -1)
+    for name, kernel in KERNELS.items():
+        torch.testing.assert_close(kernel(x, w), expected, atol=1e-4, rtol=1e-4, msg=name)
+    glt = GroupLinear(x.shape[1], w.shape[0] * w.shape[2], w.shape[0], bias=False).to(x.device)
+    glt.weight.data.copy_(w)
+    torch.testing.assert_close(glt(x), expected, atol=1e-4, rtol=1e-4)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="delight_transformer_wmt14_en_de_512")
@@ -63,6 +116,8 @@ def main(argv=None):
     for (n, m, g), count in sorted(shapes.items()):
         x = torch.randn(args.tokens, n, device=args.device, requires_grad=True)
         w = torch.randn(g, n // g, m // g, device=args.device, requires_grad=True)
+        with torch.no_grad():
+            check_equal(x[:37], w)
         times = {k: time_kernel(fn, x, w, args.repeat, args.device) for k, fn in KERNELS.items()}
         for k, t in times.items():
             totals[k] += t * count

@@ -1,43 +1,33 @@
-"""DeLighT and DeFINE for fairseq: ``--user-dir delight_fairseq`` or ``import delight_fairseq``."""
+"""DeLighT (Mehta et al., ICLR 2021) and DeFINE (Mehta et al., ICLR 2020) for fairseq.
+
+- ``delight_fairseq.modules``: the building blocks, plain ``torch.nn`` (no fairseq);
+- the fairseq plugin, ``delight_fairseq.models``: registers ``delight_transformer``,
+  ``define_lm`` and ``--lr-scheduler linear``, and applies the fixes of ``_compat``. It is
+  loaded by ``--user-dir delight_fairseq`` (fairseq is imported then, so importing this
+  package registers it), by ``import delight_fairseq.models``, or on first use of
+  ``delight_fairseq.DeLighTTransformerModel`` / ``DefineLanguageModel``.
+
+Importing the building blocks alone imports no fairseq and changes nothing outside.
+"""
 import sys
 
-from . import _compat
+from .errors import ConfigError
 
 __version__ = "0.1.0"
-
-_compat.apply()
-
-from . import lr_scheduler, models  # noqa: E402,F401  (registers delight_transformer, define_lm and --lr-scheduler linear)
-from .models.define_lm import DefineLanguageModel  # noqa: E402
-from .models.delight_config import ConfigError  # noqa: E402
-from .models.delight_transformer import DeLighTTransformerModel  # noqa: E402
-
 __all__ = ["ConfigError", "DeLighTTransformerModel", "DefineLanguageModel"]
 
 
-# fairseq's own message for an example longer than the model's positions (raised as a
-# bare Exception from FairseqTask.filter_indices_by_size, e.g. for a validation set)
-_TOO_LONG = "skip this example with --skip-invalid-size-inputs-valid-test"
+def __getattr__(name):
+    if name == "DeLighTTransformerModel":
+        from .models.delight_transformer import DeLighTTransformerModel
+
+        return DeLighTTransformerModel
+    if name == "DefineLanguageModel":
+        from .models.define_lm import DefineLanguageModel
+
+        return DefineLanguageModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _report_config_errors(hook):
-    """Print an uncaught ``ConfigError`` (or fairseq's "sample is invalid" size error) as
-    one clear message instead of a traceback from deep inside fairseq; every other
-    exception goes to the previous hook."""
-
-    def excepthook(kind, value, tb):
-        if issubclass(kind, ConfigError):
-            print(f"delight_fairseq: {value}", file=sys.stderr)
-        elif kind is Exception and _TOO_LONG in str(value):
-            print(f"delight_fairseq: {value}, or allow longer inputs (--max-source-positions, "
-                  "--max-target-positions, --truncate-source; --tokens-per-sample for language models)",
-                  file=sys.stderr)
-        else:
-            hook(kind, value, tb)
-
-    return excepthook
-
-
-if not getattr(sys.excepthook, "_delight_fairseq", False):
-    sys.excepthook = _report_config_errors(sys.excepthook)
-    sys.excepthook._delight_fairseq = True
+if "fairseq" in sys.modules:  # loaded by fairseq (--user-dir) or next to it: register the plugin now
+    from . import models  # noqa: E402,F401

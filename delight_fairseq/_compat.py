@@ -1,36 +1,45 @@
-"""Fixes for running fairseq-fixed 0.12.3.1 on today's torch and NumPy, applied when the
-plugin is imported (``--user-dir`` imports it before any data or checkpoint is read)."""
+"""What the plugin changes in fairseq and Python, in one place: applied by
+``delight_fairseq.models`` when it registers the models (``--user-dir`` imports it before
+any data or checkpoint is read), never by the building blocks. Each fix says why it exists
+and when it can go.
+
+| fix | why | remove when |
+| --- | --- | --- |
+| ``argparse.Namespace`` a safe global for ``torch.load`` | torch >= 2.6 loads with ``weights_only=True``; checkpoints of argparse-configured models hold a Namespace, which fairseq-generate and ``--restore-file`` then refuse | fairseq loads with ``weights_only=False`` or saves no Namespace (not in 0.12) |
+| ``np.compat.long`` | fairseq 0.12's TokenBlockDataset / LanguagePairDataset use it; NumPy 2 removed ``np.compat`` | fairseq stops using it (fixed upstream after 0.12) or NumPy < 2 |
+| keep the last batch | fairseq 0.12 drops a last batch whose size is not a multiple of ``--required-batch-size-multiple`` (fairseq issue #5036): fairseq-generate silently skipped up to 7 test sentences | fixed in fairseq (issue #5036) |
+| ``--bf16`` without torch_xla | fairseq 0.12's ``--bf16`` implies ``--tpu`` and dies in torch_xla's absence: say so and what works | fairseq stops implying ``--tpu`` |
+| ``sys.excepthook`` | an uncaught ``ConfigError`` (or fairseq's "sample is invalid" size error) is printed as one line, not a traceback from deep inside fairseq | never: it is the plugin's error reporting |
+"""
 import argparse
+import sys
 import types
 
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
+# fairseq's own message for an example longer than the model's positions (raised as a
+# bare Exception from FairseqTask.filter_indices_by_size, e.g. for a validation set)
+_TOO_LONG = "skip this example with --skip-invalid-size-inputs-valid-test"
+
 
 def apply() -> None:
-    # torch >= 2.6 loads checkpoints with weights_only=True; checkpoints of models
-    # configured through argparse hold an argparse.Namespace, which fairseq-generate and
-    # --restore-file then refuse. Allow exactly that one global.
+    """Apply every fix of the table above (idempotent)."""
     torch.serialization.add_safe_globals([argparse.Namespace])
-    # fairseq's TokenBlockDataset (--sample-break-mode eos, fairseq-interactive for
-    # language models) and LanguagePairDataset use np.compat.long, removed in NumPy 2.
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
-    # fairseq 0.12 drops the last batch when its size is not a multiple of
-    # --required-batch-size-multiple (default 8; fairseq issue #5036): fairseq-generate
-    # silently leaves up to 7 test sentences untranslated, validation skips some. Keep it.
+
     import fairseq.data.data_utils as data_utils
+    import fairseq.utils
 
     if not getattr(data_utils.batch_by_size, "_delight_fairseq", False):
         data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
-
-    # fairseq-train's --bf16 sets --tpu (options.py: "use bfloat16; implies --tpu"), so on
-    # a GPU or CPU it dies in torch_xla's absence with "'NoneType' object has no attribute
-    # 'xla_device'". Say what happened and what works instead (Hydra does not imply --tpu).
-    import fairseq.utils
-
     if not getattr(fairseq.utils.get_tpu_device, "_delight_fairseq", False):
         fairseq.utils.get_tpu_device = _explain_missing_xla(fairseq.utils.get_tpu_device)
+    if not getattr(sys.excepthook, "_delight_fairseq", False):
+        sys.excepthook = _report_config_errors(sys.excepthook)
 
 
 def _keep_last_batch(batch_by_size):
@@ -52,8 +61,6 @@ def _explain_missing_xla(get_tpu_device):
         try:
             import torch_xla.core.xla_model  # noqa: F401
         except ImportError:
-            from .models.delight_config import ConfigError
-
             raise ConfigError(
                 "--tpu needs torch_xla, which is not installed. fairseq-train's --bf16 implies --tpu "
                 "(fairseq 0.12); for bf16 on a GPU or CPU use fairseq-hydra-train with common.bf16=true "
@@ -63,3 +70,21 @@ def _explain_missing_xla(get_tpu_device):
 
     wrapper._delight_fairseq = True
     return wrapper
+
+
+def _report_config_errors(hook):
+    """Print an uncaught ``ConfigError`` (or fairseq's "sample is invalid" size error) as
+    one clear message instead of a traceback; every other exception goes to ``hook``."""
+
+    def excepthook(kind, value, tb):
+        if issubclass(kind, ConfigError):
+            print(f"delight_fairseq: {value}", file=sys.stderr)
+        elif kind is Exception and _TOO_LONG in str(value):
+            print(f"delight_fairseq: {value}, or allow longer inputs (--max-source-positions, "
+                  "--max-target-positions, --truncate-source; --tokens-per-sample for language models)",
+                  file=sys.stderr)
+        else:
+            hook(kind, value, tb)
+
+    excepthook._delight_fairseq = True
+    return excepthook

@@ -26,7 +26,8 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from .models.delight_config import ConfigError
+from . import models  # noqa: F401  (the models the converted checkpoints name)
+from .errors import ConfigError
 
 # The fork's module and parameter names -> ours, applied in order (a DExTra's inner names
 # last, so that they apply inside blocks and embeddings alike).
@@ -49,7 +50,7 @@ _RENAMES: List[Tuple[str, str]] = [
 ]
 # where the two models put the same thing under other names
 _TRANSLATION_RENAMES = [(r"^decoder\.project_out_dim\.", "decoder.output_proj."), (r"^decoder\.embed_out\.weight$", "decoder.output_weight")]
-_LM_RENAMES = [(r"^decoder\.layers\.(\d+)\.", r"decoder.layers.\1.block."), (r"^decoder\.embed_out\.weight$", "decoder.output_projection.weight")]
+_LM_RENAMES = [(r"^decoder\.embed_out\.weight$", "decoder.output_projection.weight")]
 # buffers the fork saves that are rebuilt from the model (fairseq's version markers, dtype carriers)
 _FORK_BUFFERS = re.compile(r"(^|\.)(version|_float_tensor)$")
 
@@ -378,8 +379,6 @@ def main(argv=None) -> int:
     p.add_argument("dst", help="where to write the converted checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     a = p.parse_args(argv)
-    import delight_fairseq  # noqa: F401  (registers the models)
-
     try:
         summary = convert_checkpoint(a.src, a.dst, a.overwrite)
     except ConfigError as e:

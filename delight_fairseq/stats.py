@@ -11,7 +11,7 @@ DeLighT authors count them (DESIGN.md, "MACs"):
 
 Counts come from forward hooks on what actually runs, so they follow the model as built.
 """
-import argparse
+from argparse import Namespace
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
+from .errors import ConfigError
 from .modules import GroupLinear, SingleHeadAttention
 
 
@@ -139,12 +140,12 @@ def preset_config(arch: str, overrides: Optional[Dict] = None):
 
     kinds = {DeLighTTransformerModel: DeLighTTransformerConfig, DefineLanguageModel: DefineLMConfig}
     if ARCH_MODEL_REGISTRY.get(arch) not in kinds:
-        raise SystemExit(f"{arch!r} is not a delight_transformer or define_lm architecture")
+        raise ConfigError(f"{arch!r} is not a delight_transformer or define_lm architecture")
     cfg = kinds[ARCH_MODEL_REGISTRY[arch]]()
     unknown = [k for k in (overrides or {}) if not hasattr(cfg, k)]
     if unknown:
-        raise SystemExit(f"unknown option(s) {', '.join(unknown)} for {arch}")
-    args = argparse.Namespace(**(overrides or {}))
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {arch}")
+    args = Namespace(**(overrides or {}))
     ARCH_CONFIG_REGISTRY[arch](args)
     for k, v in vars(args).items():
         if hasattr(cfg, k):  # arch functions also set fairseq's legacy fields
@@ -161,7 +162,7 @@ def build_from_arch(arch: str, src_vocab: int, tgt_vocab: Optional[int] = None, 
     from .models.delight_transformer import DeLighTTransformerModel
 
     if ARCH_MODEL_REGISTRY.get(arch) is not DeLighTTransformerModel:
-        raise SystemExit(f"model_stats: {arch!r} is not a delight_transformer architecture")
+        raise ConfigError(f"{arch!r} is not a delight_transformer architecture")
     cfg = preset_config(arch, overrides)
     src = dictionary_of_size(src_vocab)
     tgt = src if (tgt_vocab is None or cfg.share_all_embeddings) else dictionary_of_size(tgt_vocab)
@@ -204,47 +205,3 @@ def format_table(name: str, stats: Stats, src_len: int, tgt_len: int) -> str:
     for part, macs in stats.macs.items():
         lines.append(f"    {part:<14}  {macs:>14,}")
     return "\n".join(lines)
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Parameters and MACs of a delight_transformer, as the authors count them")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--arch", help="a registered preset, e.g. delight_transformer_wmt14_en_de_512")
-    src.add_argument("--checkpoint", help="a checkpoint written by fairseq-train")
-    p.add_argument("--vocab", type=int, help="(joined) source dictionary size, default the preset's published one")
-    p.add_argument("--tgt-vocab", type=int, help="target dictionary size when not joined")
-    p.add_argument("--src-len", type=int, default=20)
-    p.add_argument("--tgt-len", type=int, default=20)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. encoder_blocks=4")
-    args = p.parse_args(argv)
-
-    if args.checkpoint:
-        model, name = build_from_checkpoint(args.checkpoint), args.checkpoint
-    else:
-        from .models.delight_transformer import PRESETS
-
-        preset = PRESETS.get(args.arch)
-        vocab = args.vocab or (preset.vocab if preset else None)
-        if vocab is None:
-            raise SystemExit("model_stats: give --vocab (the dictionary size)")
-        if args.tgt_vocab is None and args.vocab is None and preset is not None:
-            args.tgt_vocab = preset.tgt_vocab  # separate dictionaries (IWSLT)
-        overrides = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            overrides[key] = _parse(value)
-        model, name = build_from_arch(args.arch, vocab, args.tgt_vocab, overrides), args.arch
-    print(format_table(name, translation_stats(model, args.src_len, args.tgt_len), args.src_len, args.tgt_len))
-
-
-def _parse(value: str):
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(value.lower(), value)
-
-
-if __name__ == "__main__":
-    main()

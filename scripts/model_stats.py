@@ -1,17 +1,61 @@
 #!/usr/bin/env python
-"""Parameters and MACs of a delight_transformer preset or checkpoint (the authors' counting).
+"""Parameters and MACs of a delight_transformer preset or checkpoint (the authors' counting,
+``delight_fairseq/stats.py``).
 
     python scripts/model_stats.py --arch delight_transformer_wmt14_en_de_512 [--src-len 20 --tgt-len 20]
     python scripts/model_stats.py --checkpoint checkpoints/x/checkpoint_best.pt
-
-Also installed as the console command ``delight-model-stats``.
 """
+import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.stats import main  # noqa: E402
+from delight_fairseq import ConfigError  # noqa: E402
+from delight_fairseq.stats import build_from_arch, build_from_checkpoint, format_table, translation_stats  # noqa: E402
+
+
+def parse_value(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Parameters and MACs of a delight_transformer, as the authors count them")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", help="a registered preset, e.g. delight_transformer_wmt14_en_de_512")
+    src.add_argument("--checkpoint", help="a checkpoint written by fairseq-train")
+    p.add_argument("--vocab", type=int, help="(joined) source dictionary size, default the preset's published one")
+    p.add_argument("--tgt-vocab", type=int, help="target dictionary size when not joined")
+    p.add_argument("--src-len", type=int, default=20)
+    p.add_argument("--tgt-len", type=int, default=20)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. encoder_blocks=4")
+    args = p.parse_args(argv)
+    try:
+        if args.checkpoint:
+            model, name = build_from_checkpoint(args.checkpoint), args.checkpoint
+        else:
+            from delight_fairseq.models.delight_transformer import PRESETS
+
+            preset = PRESETS.get(args.arch)
+            vocab = args.vocab or (preset.vocab if preset else None)
+            if vocab is None:
+                raise ConfigError("give --vocab (the dictionary size)")
+            tgt_vocab = args.tgt_vocab
+            if tgt_vocab is None and args.vocab is None and preset is not None:
+                tgt_vocab = preset.tgt_vocab  # separate dictionaries (IWSLT)
+            overrides = {key: parse_value(value) for key, _, value in (item.partition("=") for item in args.set)}
+            model, name = build_from_arch(args.arch, vocab, tgt_vocab, overrides), args.arch
+    except ConfigError as e:
+        print(f"model_stats: {e}", file=sys.stderr)
+        return 1
+    print(format_table(name, translation_stats(model, args.src_len, args.tgt_len), args.src_len, args.tgt_len))
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -69,8 +69,9 @@ def block_layout(arch: str):
     else:
         raise SystemExit(f"plot: {arch} has no DeLighT blocks to draw")
     return [
-        (side, [(b.depth, max(w for w, _ in dextra_schedule(b.embed_dim, b.embed_dim // 2, b.embed_dim // 2, b.depth,
-                                                            b.width_mult, b.max_groups, b.schedule))) for b in blocks])
+        (side, [(b.dextra.depth, max(w for w, _ in dextra_schedule(b.embed_dim, b.embed_dim // 2, b.embed_dim // 2, b.dextra.depth,
+                                                                   b.dextra.width_mult, b.dextra.max_groups, b.dextra.schedule)))
+                for b in blocks])
         for side, blocks in sides
     ]
 

@@ -59,7 +59,7 @@ def test_argparse_namespace_checkpoints_load_with_weights_only(tmp_path):
     code = f"import torch; print(torch.load({str(path)!r}, weights_only=True)['args'].arch)"
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert plain.returncode != 0 and "Namespace" in plain.stderr
-    fixed = subprocess.run([sys.executable, "-c", "import delight_fairseq; " + code], capture_output=True, text=True)
+    fixed = subprocess.run([sys.executable, "-c", "import delight_fairseq.models; " + code], capture_output=True, text=True)
     assert fixed.returncode == 0 and fixed.stdout.strip() == "transformer"
 
 

@@ -5,7 +5,7 @@ import torch
 
 from conftest import build_lm, build_model, lm_cfg, make_dictionary, num_params, tiny_cfg
 from delight_fairseq.models.delight_config import ConfigError
-from delight_fairseq.models.define_lm import DeLighTLMLayer
+from delight_fairseq.models.builders import DeLighTDecoderLayer
 from delight_fairseq.modules import DeFINEEmbedding
 
 SMALL = dict(
@@ -64,8 +64,8 @@ def test_language_model_is_causal(variant):
 def test_blocks_and_embeddings_are_what_the_options_say():
     model = small_lm(**VARIANTS["define+delight+tied"])
     layers = model.decoder.layers
-    assert all(isinstance(layer, DeLighTLMLayer) for layer in layers)
-    assert [layer.block.dextra.layout.__len__() for layer in layers] == [2, 3, 4]  # block-wise scaling 2 -> 4
+    assert all(isinstance(layer, DeLighTDecoderLayer) for layer in layers)
+    assert [layer.dextra.layout.__len__() for layer in layers] == [2, 3, 4]  # block-wise scaling 2 -> 4
     emb = model.decoder.embed_tokens
     assert isinstance(emb, DeFINEEmbedding) and emb.embedding_dim == 32
     # tied: logits against the n-wide map, after a d -> n projection

@@ -74,7 +74,7 @@ def test_block_width_multipliers_are_rounded_to_three_places():
     from delight_fairseq.models.delight_config import block_configs
 
     cfg = DeLighTTransformerConfig(**PRESETS["delight_transformer_wmt14_en_de_640"].overrides())
-    assert [b.width_mult for b in block_configs(cfg, "encoder")] == [2.0, 2.143, 2.286, 2.429, 2.571, 2.714, 2.857, 3.0]
+    assert [b.dextra.width_mult for b in block_configs(cfg, "encoder")] == [2.0, 2.143, 2.286, 2.429, 2.571, 2.714, 2.857, 3.0]
     model = build_preset("delight_transformer_wmt14_en_de_640")
     assert [l.out_features for l in model.encoder.layers[5].dextra.glt_layers] == [320, 1032, 1736, 1736, 1032, 320]
 

@@ -18,28 +18,28 @@ input/softmax and their tying, positions, layerdrop, …) and the decoder is fai
 
 Every model is pre-norm (``decoder_normalize_before``), as fairseq's ``transformer_lm``.
 """
+import re
+from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch.nn as nn
 from fairseq import options
 from fairseq.dataclass import ChoiceEnum
-from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
 from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig, base_lm_architecture
 from fairseq.modules import AdaptiveInput
 from fairseq.utils import safe_getattr
 
-from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer, SequenceDropout, default_max_groups
+from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
-from ..modules.single_head_attention import reorder_cache
 from .adaptive_input import DeLighTAdaptiveInput
+from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table
 from .checkpoint_fit import check_fits
-from .delight_encoder import lookup_table
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
-    check_dropouts, check_embedding, check_embedding_dropouts, embed_dextra, raise_if, scaled_blocks,
+    check_dropouts, check_embedding, check_embedding_dropouts, raise_if,
 )
 
 BLOCK_TYPES = ChoiceEnum(["transformer", "delight"])
@@ -85,8 +85,7 @@ def validate_lm_config(cfg, vocab_size: int) -> None:
         errors.append(f"{_flag('define_embedding')} and {_flag('delight_embedding')} are two expansions of the same "
                       "map: choose one")
     if cfg.delight_embedding:
-        errors += check_embedding(cfg, cfg.decoder_embed_dim, cfg.delight_min_depth, cfg.delight_width_mult,
-                                  _flag("decoder_embed_dim"))
+        errors += check_embedding(cfg, cfg.decoder_embed_dim, lm_stack(cfg), _flag("decoder_embed_dim"))
     for name in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
         cut = _cutoffs(getattr(cfg, name))
         if cut and (cut != sorted(set(cut)) or cut[0] <= 0 or cut[-1] > vocab_size or cut[:-1] and cut[-2] >= vocab_size):
@@ -102,31 +101,20 @@ def validate_lm_config(cfg, vocab_size: int) -> None:
         elif cfg.adaptive_input_factor != cfg.adaptive_softmax_factor:
             errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input_factor')} == {_flag('adaptive_softmax_factor')}")
     if cfg.block_type == "delight":
-        d, g = cfg.decoder_embed_dim, _delight_max_groups(cfg)
-        if cfg.delight_min_depth < 1 or cfg.delight_min_depth > cfg.delight_max_depth:
-            errors.append(
-                f"{_flag('delight_min_depth')} ({cfg.delight_min_depth}) must be >= 1 and <= "
-                f"{_flag('delight_max_depth')} ({cfg.delight_max_depth})"
-            )
-        if d % 2 or (d // 2) % g:
-            errors.append(f"{_flag('decoder_embed_dim')} ({d}) / 2 must be divisible by {_flag('delight_max_groups')} ({g})")
-        if d % cfg.delight_ffn_reduction:
-            errors.append(f"{_flag('delight_ffn_reduction')} ({cfg.delight_ffn_reduction}) must divide {_flag('decoder_embed_dim')} ({d})")
+        errors += lm_stack(cfg).errors()
     raise_if(errors, "define_lm")
 
 
-def _delight_max_groups(cfg) -> int:
-    g = cfg.delight_max_groups
-    return default_max_groups(cfg.decoder_embed_dim) if g is None else g
+def lm_stack(cfg) -> BlockStack:
+    """The DeLighT blocks of a ``--block-type delight`` model: ``--decoder-layers`` blocks."""
+    return BlockStack.of(cfg, embed_dim="decoder_embed_dim", blocks="decoder_layers", min_depth="delight_min_depth",
+                         max_depth="delight_max_depth", width_mult="delight_width_mult",
+                         max_groups="delight_max_groups", ffn_reduction="delight_ffn_reduction")
 
 
 def lm_block_configs(cfg):
-    """The DeLighT blocks of a ``--block-type delight`` model (pre-norm, block-wise scaled)."""
-    return scaled_blocks(
-        cfg, cfg.decoder_embed_dim, cfg.decoder_layers, cfg.delight_min_depth, cfg.delight_max_depth,
-        cfg.delight_width_mult, _delight_max_groups(cfg), cfg.delight_ffn_reduction,
-        cfg.delight_activation_fn, "ln", normalize_before=True,
-    )
+    """The DeLighT blocks (pre-norm, block-wise scaled)."""
+    return lm_stack(cfg).block_configs(cfg, cfg.delight_activation_fn, "ln", normalize_before=True)
 
 
 def build_lm_embedding(cfg, dictionary) -> nn.Module:
@@ -142,46 +130,9 @@ def build_lm_embedding(cfg, dictionary) -> nn.Module:
         )
     else:
         table = lookup_table(dictionary, n)
-    if cfg.delight_embedding:
-        depth, width_mult, max_groups = embed_dextra(cfg, cfg.decoder_embed_dim, cfg.delight_min_depth, cfg.delight_width_mult)
-        return DeLighTEmbedding(
-            table, cfg.decoder_embed_dim, depth, width_mult, max_groups, dropout=cfg.embed_dropout,
-            activation=cfg.delight_activation_fn, dextra_dropout=cfg.dextra_dropout, shuffle=not cfg.no_glt_shuffle,
-            schedule=cfg.dextra_schedule,
-        )
-    if cfg.define_embedding:
-        return DeFINEEmbedding(
-            table, cfg.define_expand_dim, None if cfg.define_no_reduce else cfg.decoder_embed_dim, cfg.define_depth,
-            cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.delight_activation_fn,
-            dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
-        )
+    if expanded:
+        return expanded_embedding(cfg, table, cfg.decoder_embed_dim, lm_stack(cfg), cfg.delight_activation_fn)
     return table
-
-
-@with_incremental_state
-class DeLighTLMLayer(nn.Module):
-    """A DeLighT block behind fairseq's decoder-layer interface (causal, no encoder)."""
-
-    def __init__(self, block_cfg):
-        super().__init__()
-        self.block = DeLighTLayer(block_cfg)
-
-    def forward(self, x, encoder_out=None, encoder_padding_mask=None, incremental_state=None,
-                self_attn_mask=None, self_attn_padding_mask=None, **unused):
-        """``x``: ``T x B x C``; causal masking is the block's own (``self_attn_mask``
-        is the same future mask)."""
-        cache = None
-        if incremental_state is not None:
-            cache = self.get_incremental_state(incremental_state, "cache") or {}
-        x = self.block(x, padding_mask=self_attn_padding_mask, causal=True, cache=cache)
-        if cache is not None:
-            self.set_incremental_state(incremental_state, "cache", cache)
-        return x, None, None
-
-    def reorder_incremental_state(self, incremental_state, new_order):
-        cache = self.get_incremental_state(incremental_state, "cache")
-        if cache is not None:
-            self.set_incremental_state(incremental_state, "cache", reorder_cache(cache, new_order))
 
 
 class DefineLMDecoder(TransformerDecoderBase):
@@ -209,18 +160,22 @@ class DefineLMDecoder(TransformerDecoderBase):
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         if self._blocks is None:
             return super().build_decoder_layer(cfg, no_encoder_attn)
-        return DeLighTLMLayer(next(self._blocks))
+        return DeLighTDecoderLayer(next(self._blocks))
 
 
 @register_model("define_lm", dataclass=DefineLMConfig)
 class DefineLanguageModel(TransformerLanguageModel):
     @classmethod
     def build_model(cls, cfg, task):
+        if isinstance(cfg, Namespace):  # fairseq's legacy API (parse_args_and_arch without Hydra)
+            cfg = DefineLMConfig.from_namespace(cfg)
         validate_lm_config(cfg, len(task.source_dictionary))
         embed_tokens = build_lm_embedding(cfg, task.source_dictionary)
         return cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens))
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        # before 0.1.0's builders, a DeLighT block sat one module deeper (decoder.layers.N.block.*)
+        state_dict = {re.sub(r"^(decoder\.layers\.\d+\.)block\.", r"\1", k): v for k, v in state_dict.items()}
         if strict:
             table = next((k for k in ("decoder.embed_tokens.weight", "decoder.embed_tokens.table.weight")
                           if k in self.state_dict()), None)

@@ -5,11 +5,13 @@ Defaults follow the authors' WMT'14 En-De recipe (``../shared/DESIGN.md``); the 
 presets in ``delight_transformer.py`` set only what differs.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..modules import DeLighTBlockConfig, block_scaling, default_max_groups
+from ..errors import ConfigError  # noqa: F401  (raised by the validators below; imported from here by older code)
+
+from .builders import BlockStack, embed_dextra, option_flag
 from ..modules.define_embedding import CONNECTIONS, TRANSFORMS, hgt_schedule
 from ..modules.norm_act import ACTIVATIONS, NORMS
 
@@ -121,38 +123,27 @@ class DeLighTTransformerConfig(DExTraOptions, EmbeddingOptions, DeFINEConfig):
     normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks (default post-norm)"})
 
 
-class ConfigError(ValueError):
-    """An impossible option value; the message names the option and the fix. Uncaught,
-    it is printed without a traceback (see ``delight_fairseq/__init__.py``)."""
+_flag = option_flag
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def stack(cfg, side: str) -> BlockStack:
+    """The translation model's encoder or decoder blocks."""
+    return BlockStack.of(cfg, **{attr: f"{side}_{attr}" for attr in (
+        "embed_dim", "blocks", "min_depth", "max_depth", "width_mult", "max_groups", "ffn_reduction")})
 
 
-def max_groups(cfg, side: str) -> int:
-    g = getattr(cfg, f"{side}_max_groups")
-    return default_max_groups(getattr(cfg, f"{side}_embed_dim")) if g is None else g
+def block_configs(cfg, side: str):
+    """The blocks of the translation encoder or decoder."""
+    return stack(cfg, side).block_configs(cfg, cfg.activation_fn, cfg.norm_type, cfg.normalize_before)
 
 
-def embed_dextra(cfg, embed_dim: int, min_depth: int, width_mult: float) -> Tuple[int, float, int]:
-    """``(depth, width multiplier, max groups)`` of an embedding DExTra expanding to
-    ``embed_dim``; unset options take the authors' values: the first block's ``N_min``
-    and ``w_m``, and ``g_max`` of ``embed_dim``."""
-    return (
-        min_depth if cfg.embed_depth is None else cfg.embed_depth,
-        width_mult if cfg.embed_width_mult is None else cfg.embed_width_mult,
-        default_max_groups(embed_dim) if cfg.embed_max_groups is None else cfg.embed_max_groups,
-    )
-
-
-def check_embedding(cfg, embed_dim: int, min_depth: int, width_mult: float, dim_flag: str) -> List[str]:
+def check_embedding(cfg, embed_dim: int, blocks: BlockStack, dim_flag: str) -> List[str]:
     """The embedding DExTra's options against the model dim it expands to."""
-    depth, width, groups = embed_dextra(cfg, embed_dim, min_depth, width_mult)
+    depth, width, groups = embed_dextra(cfg, embed_dim, blocks)
     errors = []
     if depth < 0:
         errors.append(f"{_flag('embed_depth')} must be >= 0, got {depth}")
-    if depth > 0 and (groups < 1 or embed_dim % 2 or (embed_dim // 2) % groups):
+    if depth > 0 and not embed_dim % 2 and (groups < 1 or (embed_dim // 2) % groups):  # odd: said by the stack
         errors.append(f"{_flag('embed_max_groups')} ({groups}) must divide {dim_flag} / 2 ({embed_dim / 2:g})")
     if width <= 0:
         errors.append(f"{_flag('embed_width_mult')} must be > 0, got {width}")
@@ -206,29 +197,10 @@ def validate_config(cfg) -> None:
     if cfg.dextra_schedule not in ("code", "paper"):
         errors.append(f"{_flag('dextra_schedule')} {cfg.dextra_schedule!r} is unknown: choose 'code' or 'paper'")
     for side in ("encoder", "decoder"):
-        dim = getattr(cfg, f"{side}_embed_dim")
-        lo, hi = getattr(cfg, f"{side}_min_depth"), getattr(cfg, f"{side}_max_depth")
-        if dim < 2 or dim % 2:
-            errors.append(f"{_flag(side + '_embed_dim')} must be even (attention uses d_m/2), got {dim}")
-        if lo < 1 or lo > hi:
-            errors.append(
-                f"{_flag(side + '_min_depth')} ({lo}) must be >= 1 and <= {_flag(side + '_max_depth')} ({hi})"
-            )
-        if getattr(cfg, f"{side}_blocks") < 1:
-            errors.append(f"{_flag(side + '_blocks')} must be >= 1")
-        if getattr(cfg, f"{side}_width_mult") <= 0:
-            errors.append(f"{_flag(side + '_width_mult')} must be > 0")
-        g = max_groups(cfg, side)
-        if g < 1 or (dim // 2) % g:
-            errors.append(
-                f"{_flag(side + '_embed_dim')} ({dim}) / 2 must be divisible by {_flag(side + '_max_groups')} ({g}): "
-                f"pick a model dim that is a multiple of {2 * max(g, 1)} or fewer groups"
-            )
-        r = getattr(cfg, f"{side}_ffn_reduction")
-        if r < 1 or dim % r:
-            errors.append(f"{_flag(side + '_ffn_reduction')} ({r}) must divide {_flag(side + '_embed_dim')} ({dim})")
+        errors += stack(cfg, side).errors()
         if not cfg.define_embedding:
-            errors += check_embedding(cfg, dim, cfg.decoder_min_depth, cfg.encoder_width_mult, _flag(side + "_embed_dim"))
+            dim = getattr(cfg, f"{side}_embed_dim")
+            errors += check_embedding(cfg, dim, stack(cfg, "decoder"), _flag(side + "_embed_dim"))
     if cfg.embed_map_dim < 1:
         errors.append(f"{_flag('embed_map_dim')} must be >= 1, got {cfg.embed_map_dim}")
     for side in ("encoder", "decoder"):
@@ -239,32 +211,3 @@ def validate_config(cfg) -> None:
 def raise_if(errors: List[str], model: str) -> None:
     if errors:
         raise ConfigError(f"invalid {model} config:\n  " + "\n  ".join(dict.fromkeys(errors)))
-
-
-def scaled_blocks(
-    cfg: DExTraOptions, embed_dim: int, blocks: int, min_depth: int, max_depth: int, width_mult: float,
-    max_groups: int, ffn_reduction: int, activation: str, norm: str, normalize_before: bool,
-) -> List[DeLighTBlockConfig]:
-    """One ``DeLighTBlockConfig`` per block, depths and widths by block-wise scaling
-    (Eq. 4); dropouts and DExTra options from ``cfg``."""
-    return [
-        DeLighTBlockConfig(
-            embed_dim=embed_dim, depth=depth, width_mult=width, max_groups=max_groups,
-            ffn_reduction=ffn_reduction, activation=activation, norm=norm,
-            normalize_before=normalize_before, shuffle=not cfg.no_glt_shuffle,
-            schedule=cfg.dextra_schedule, dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
-            activation_dropout=cfg.activation_dropout, dextra_dropout=cfg.dextra_dropout,
-            ffn_dropout=cfg.ffn_dropout,
-        )
-        for depth, width in block_scaling(blocks, min_depth, max_depth, width_mult)
-    ]
-
-
-def block_configs(cfg, side: str) -> List[DeLighTBlockConfig]:
-    """The blocks of the translation encoder or decoder."""
-    p = side + "_"
-    return scaled_blocks(
-        cfg, getattr(cfg, p + "embed_dim"), getattr(cfg, p + "blocks"), getattr(cfg, p + "min_depth"),
-        getattr(cfg, p + "max_depth"), getattr(cfg, p + "width_mult"), max_groups(cfg, side),
-        getattr(cfg, p + "ffn_reduction"), cfg.activation_fn, cfg.norm_type, cfg.normalize_before,
-    )

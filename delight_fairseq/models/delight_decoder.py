@@ -13,13 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 
-from ..modules import DeLighTLayer
-from ..modules.single_head_attention import reorder_cache
 from ..modules.norm_act import build_norm
+from .builders import DeLighTDecoderLayer, build_positions, embedding_dropout
 from .delight_config import block_configs
-from .delight_encoder import build_embedding, build_embedding_dropout, build_positions
-
-CACHE_KEY = "blocks"
+from .delight_encoder import build_embedding
 
 
 class DeLighTDecoder(FairseqIncrementalDecoder):
@@ -29,10 +26,10 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         self.padding_idx = dictionary.pad()
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
-        self.embed_dropout = build_embedding_dropout(cfg)
+        self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_target_positions)
         self.layers = nn.ModuleList(
-            DeLighTLayer(c, encoder_dim=cfg.encoder_embed_dim) for c in block_configs(cfg, "decoder")
+            DeLighTDecoderLayer(c, encoder_dim=cfg.encoder_embed_dim) for c in block_configs(cfg, "decoder")
         )
         self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
         self.output_proj = None  # C -> E, as the authors only where the widths differ
@@ -60,10 +57,8 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
 
     def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **unused):
         positions = self.embed_positions(prev_output_tokens, incremental_state=incremental_state)  # B x T x C
-        cache = None
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token: B x 1
-            cache = self.get_incremental_state(incremental_state, CACHE_KEY) or {}
         x = self.embed_dropout(self.embed_tokens(prev_output_tokens) + positions)  # B x T x C
         x = x.transpose(0, 1)  # B x T x C -> T x B x C
         enc = enc_mask = None
@@ -72,12 +67,9 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
             if len(encoder_out["encoder_padding_mask"]) > 0 and encoder_out["encoder_padding_mask"][0].any():
                 enc_mask = encoder_out["encoder_padding_mask"][0]  # B x S
         inner_states = [x]
-        for i, layer in enumerate(self.layers):
-            block_cache = None if cache is None else cache.setdefault(str(i), {})
-            x = layer(x, causal=True, encoder_out=enc, encoder_padding_mask=enc_mask, cache=block_cache)
+        for layer in self.layers:
+            x, _, _ = layer(x, encoder_out=enc, encoder_padding_mask=enc_mask, incremental_state=incremental_state)
             inner_states.append(x)
-        if cache is not None:
-            self.set_incremental_state(incremental_state, CACHE_KEY, cache)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         # attention weights are not materialised (scaled_dot_product_attention)
@@ -89,11 +81,6 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         if self.output_proj is not None:
             features = self.output_proj(features)  # B x T x E
         return F.linear(features, weight)
-
-    def reorder_incremental_state(self, incremental_state, new_order: torch.Tensor):
-        cache = self.get_incremental_state(incremental_state, CACHE_KEY)
-        if cache is not None:
-            self.set_incremental_state(incremental_state, CACHE_KEY, reorder_cache(cache, new_order))
 
     def max_positions(self) -> int:
         return self.max_target_positions

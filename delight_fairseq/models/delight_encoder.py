@@ -7,46 +7,17 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 from fairseq.models import FairseqEncoder
-from fairseq.modules import SinusoidalPositionalEmbedding
 
-from ..modules import DeFINEEmbedding, DeLighTEmbedding, DeLighTLayer, SequenceDropout
+from ..modules import DeLighTLayer
 from ..modules.norm_act import build_norm
-from .delight_config import block_configs, embed_dextra
+from .builders import build_positions, embedding_dropout, expanded_embedding
+from .delight_config import block_configs, stack
 
 
 def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
-    """The encoder's or decoder's own expansion (DExTra, or DeFINE with
+    """The encoder's or decoder's own expansion (the authors' DExTra, or DeFINE with
     ``--define-embedding``) over a (possibly shared) table: tokens -> ``B x T x C``."""
-    if cfg.define_embedding:
-        return DeFINEEmbedding(
-            table, cfg.define_expand_dim, None if cfg.define_no_reduce else embed_dim, cfg.define_depth,
-            cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=cfg.activation_fn,
-            norm=cfg.norm_type, dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
-        )
-    depth, width_mult, max_groups = embed_dextra(cfg, embed_dim, cfg.decoder_min_depth, cfg.encoder_width_mult)
-    return DeLighTEmbedding(
-        table, embed_dim, depth, width_mult, max_groups,
-        dropout=cfg.embed_dropout, activation=cfg.activation_fn, norm=cfg.norm_type,
-        dextra_dropout=cfg.dextra_dropout, shuffle=not cfg.no_glt_shuffle, schedule=cfg.dextra_schedule,
-    )
-
-
-def build_embedding_dropout(cfg) -> nn.Module:
-    """Dropout on ``embeddings + positions`` (``B x T x C``): one mask per sequence with
-    ``--pos-dropout`` (the authors'), else ``--dropout`` on every element."""
-    return nn.Dropout(cfg.dropout) if cfg.pos_dropout is None else SequenceDropout(cfg.pos_dropout)
-
-
-def lookup_table(dictionary, dim: int) -> nn.Embedding:
-    """``V x dim`` lookup table, ``N(0, dim^-1/2)`` with a zero padding row, as fairseq's transformer."""
-    table = nn.Embedding(len(dictionary), dim, padding_idx=dictionary.pad())
-    nn.init.normal_(table.weight, mean=0.0, std=dim ** -0.5)
-    nn.init.zeros_(table.weight[dictionary.pad()])
-    return table
-
-
-def build_positions(embed_dim: int, padding_idx: int, max_positions: int) -> SinusoidalPositionalEmbedding:
-    return SinusoidalPositionalEmbedding(embed_dim, padding_idx, init_size=max_positions + padding_idx + 1)
+    return expanded_embedding(cfg, table, embed_dim, stack(cfg, "decoder"), cfg.activation_fn, cfg.norm_type)
 
 
 class DeLighTEncoder(FairseqEncoder):
@@ -56,7 +27,7 @@ class DeLighTEncoder(FairseqEncoder):
         self.padding_idx = dictionary.pad()
         self.max_source_positions = cfg.max_source_positions
         self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
-        self.embed_dropout = build_embedding_dropout(cfg)
+        self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_source_positions)
         self.layers = nn.ModuleList(DeLighTLayer(c) for c in block_configs(cfg, "encoder"))
         # pre-norm stacks end with a norm; post-norm blocks already end normalised

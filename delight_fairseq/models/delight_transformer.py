@@ -4,6 +4,7 @@ its named presets at the published sizes.
 Every preset sets only what differs from ``DeLighTTransformerConfig``; the table
 ``PRESETS`` is also what the README and the parameter-count tests read.
 """
+from argparse import Namespace
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -11,15 +12,19 @@ from fairseq.models import FairseqEncoderDecoderModel, register_model, register_
 from fairseq.utils import safe_getattr
 
 from .checkpoint_fit import check_fits
-from .delight_config import ConfigError, DeLighTTransformerConfig, validate_config
+from ..errors import ConfigError
+from .delight_config import DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
-from .delight_encoder import DeLighTEncoder, lookup_table
+from .builders import lookup_table
+from .delight_encoder import DeLighTEncoder
 
 
 @register_model("delight_transformer", dataclass=DeLighTTransformerConfig)
 class DeLighTTransformerModel(FairseqEncoderDecoderModel):
     @classmethod
     def build_model(cls, cfg: DeLighTTransformerConfig, task):
+        if isinstance(cfg, Namespace):  # fairseq's legacy API (parse_args_and_arch without Hydra)
+            cfg = DeLighTTransformerConfig.from_namespace(cfg)
         validate_config(cfg)
         src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
         if cfg.share_all_embeddings and src_dict != tgt_dict:

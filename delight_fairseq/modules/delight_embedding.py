@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .dextra import DExTra
+from .dextra import DExTra, DExTraConfig
 
 
 def sequence_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -74,35 +74,17 @@ class MappedEmbedding(nn.Module):
 
 
 class DeLighTEmbedding(MappedEmbedding):
-    """Tokens ``B x T`` -> ``B x T x C``."""
+    """Tokens ``B x T`` -> ``B x T x C``: the map, then a DExTra ``E -> C/2 -> ... -> C``
+    (``dextra``; None: one Linear ``E -> C``, or nothing when ``E == C``)."""
 
-    def __init__(
-        self,
-        table: nn.Module,
-        embed_dim: int,
-        depth: int,
-        width_mult: float,
-        max_groups: int,
-        dropout: float = 0.0,
-        activation: str = "swish",
-        norm: Optional[str] = "ln",
-        dextra_dropout: float = 0.0,
-        shuffle: bool = True,
-        schedule: str = "code",
-    ):
+    def __init__(self, table: nn.Module, embed_dim: int, dextra: Optional[DExTraConfig], dropout: float = 0.0):
         super().__init__(table, dropout)
-        if depth < 0:
-            raise ValueError(f"embedding DExTra depth must be >= 0, got {depth}")
         map_dim = table.embedding_dim
         self.embedding_dim = embed_dim
-        if depth > 0:
+        if dextra is not None:
             if embed_dim % 2:
                 raise ValueError(f"model dim must be even, got {embed_dim}")
-            # DExTra map_dim -> C/2 -> (GLT layers) -> C, as the authors' embedding
-            self.expand = DExTra(
-                map_dim, embed_dim // 2, embed_dim, depth, width_mult, max_groups, activation=activation,
-                norm=norm, dropout=dextra_dropout, shuffle=shuffle, schedule=schedule,
-            )
+            self.expand = DExTra.from_config(map_dim, embed_dim // 2, embed_dim, dextra)
         elif map_dim != embed_dim:
             self.expand = nn.Linear(map_dim, embed_dim)
         else:

@@ -11,13 +11,13 @@ Post-norm as in the authors' translation models; ``normalize_before`` moves each
 norm before its sub-layer (pre-norm, the authors' language models).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dextra import DExTra
+from .dextra import DExTra, DExTraConfig
 from .light_ffn import LightFFN
 from .norm_act import build_norm
 from .single_head_attention import SingleHeadAttention
@@ -25,22 +25,17 @@ from .single_head_attention import SingleHeadAttention
 
 @dataclass
 class DeLighTBlockConfig:
-    """Everything one block needs; ``depth``/``width_mult`` come from block-wise scaling."""
+    """Everything one block needs; its DExTra's depth and width come from block-wise scaling."""
 
     embed_dim: int
-    depth: int
-    width_mult: float
-    max_groups: int
+    dextra: DExTraConfig
     ffn_reduction: int = 4
-    activation: str = "swish"
+    activation: str = "swish"  # of the light FFN
     norm: str = "ln"
     normalize_before: bool = False
-    shuffle: bool = True
-    schedule: str = "code"
     dropout: float = 0.1  # on the attention outputs, before the residual
     attention_dropout: float = 0.0  # on the attention weights
     activation_dropout: float = 0.0  # inside the FFN, after the activation
-    dextra_dropout: float = 0.0  # after each DExTra layer
     ffn_dropout: float = 0.0  # on the FFN output, before the residual
 
 
@@ -58,10 +53,7 @@ class DeLighTLayer(nn.Module):
         c, d = cfg.embed_dim, cfg.embed_dim // 2
         self.normalize_before = cfg.normalize_before
         self.dropout, self.ffn_dropout = cfg.dropout, cfg.ffn_dropout
-        self.dextra = DExTra(
-            c, d, d, cfg.depth, cfg.width_mult, cfg.max_groups, activation=cfg.activation,
-            norm=cfg.norm, dropout=cfg.dextra_dropout, shuffle=cfg.shuffle, schedule=cfg.schedule,
-        )
+        self.dextra = DExTra.from_config(c, d, d, cfg.dextra)  # C -> D
         self.self_attn = SingleHeadAttention(d, d, c, dropout=cfg.attention_dropout)
         self.self_attn_norm = build_norm(cfg.norm, c)
         self.encoder_attn = self.encoder_attn_norm = None
@@ -71,11 +63,13 @@ class DeLighTLayer(nn.Module):
         self.ffn = LightFFN(c, cfg.ffn_reduction, cfg.activation, cfg.activation_dropout)
         self.ffn_norm = build_norm(cfg.norm, c)
 
-    def _sublayer(self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], norm: nn.Module, p: float) -> torch.Tensor:
-        residual = x
-        if self.normalize_before:
-            x = norm(x)
-        x = residual + F.dropout(fn(x), p=p, training=self.training)
+    def _in(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """A sub-layer's input: normalised first in pre-norm blocks."""
+        return norm(x) if self.normalize_before else x
+
+    def _out(self, residual: torch.Tensor, h: torch.Tensor, norm: nn.Module, p: float) -> torch.Tensor:
+        """dropout -> + residual -> norm (post-norm blocks)."""
+        x = residual + F.dropout(h, p=p, training=self.training)
         return x if self.normalize_before else norm(x)
 
     def forward(
@@ -94,19 +88,17 @@ class DeLighTLayer(nn.Module):
         if cache is not None:
             self_cache = cache.setdefault("self", {})
             cross_cache = cache.setdefault("cross", {})
-        x = self._sublayer(
-            x,
-            lambda h: self.self_attn(self.dextra(h), key_padding_mask=padding_mask, causal=causal, cache=self_cache),
-            self.self_attn_norm,
-            self.dropout,
-        )
+        # 1. DExTra (C -> D), single-head self-attention (D -> C)
+        h = self.dextra(self._in(x, self.self_attn_norm))  # T x B x D
+        h = self.self_attn(h, key_padding_mask=padding_mask, causal=causal, cache=self_cache)  # T x B x C
+        x = self._out(x, h, self.self_attn_norm, self.dropout)
+        # 2. (decoder) single-head attention over the encoder output
         if self.encoder_attn is not None:
             if encoder_out is None:
                 raise ValueError("a decoder block needs encoder_out")
-            x = self._sublayer(
-                x,
-                lambda h: self.encoder_attn(h, encoder_out, key_padding_mask=encoder_padding_mask, cache=cross_cache),
-                self.encoder_attn_norm,
-                self.dropout,
-            )
-        return self._sublayer(x, self.ffn, self.ffn_norm, self.ffn_dropout)
+            h = self.encoder_attn(self._in(x, self.encoder_attn_norm), encoder_out,
+                                  key_padding_mask=encoder_padding_mask, cache=cross_cache)  # T x B x C
+            x = self._out(x, h, self.encoder_attn_norm, self.dropout)
+        # 3. light FFN (C -> C/4 -> C)
+        h = self.ffn(self._in(x, self.ffn_norm))
+        return self._out(x, h, self.ffn_norm, self.ffn_dropout)

@@ -28,6 +28,7 @@ equals theirs to the unit:
 same.
 """
 import math
+from dataclasses import asdict, dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -76,9 +77,28 @@ def dextra_schedule(
     return list(zip(widths, groups))
 
 
+@dataclass(frozen=True)
+class DExTraConfig:
+    """A DExTra's settings, one object for the blocks and embeddings that build one
+    (``DExTra.from_config``); widths come from ``N_in``/``P``/``N_out`` at build time."""
+
+    depth: int  # N
+    width_mult: float  # w_m (w_b in block b)
+    max_groups: int  # g_max
+    activation: str = "swish"
+    norm: Optional[str] = "ln"
+    dropout: float = 0.0  # after each layer
+    shuffle: bool = True
+    schedule: str = "code"
+
+
 class DExTra(nn.Module):
     """``* x N_in -> * x N_out``: input layer, ``depth`` GLT layers with the input
     mixer before each but the first, output layer."""
+
+    @classmethod
+    def from_config(cls, in_features: int, proj_features: int, out_features: int, cfg: DExTraConfig) -> "DExTra":
+        return cls(in_features, proj_features, out_features, **asdict(cfg))
 
     def __init__(
         self,

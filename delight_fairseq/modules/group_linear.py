@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .input_mixer import mix_inputs
 from .norm_act import build_activation, build_norm
 
 
@@ -33,6 +34,15 @@ def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     *lead, features = x.shape
     # * x G x K -> * x K x G -> * x (K*G)
     return x.reshape(*lead, groups, features // groups).transpose(-1, -2).reshape(*lead, features)
+
+
+def group_maps(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Eq. 1: ``x: R x N`` -> ``R x M``, group ``i``'s ``N/G`` features times ``W_i`` (plus ``b_i``)."""
+    g, n, k = weight.shape
+    y = torch.bmm(x.reshape(-1, g, n).transpose(0, 1), weight)  # G x R x N/G @ G x N/G x K -> G x R x K
+    if bias is not None:
+        y = y + bias
+    return y.transpose(0, 1).reshape(-1, g * k)  # R x M
 
 
 def _inputs_and_weight_rows(x, mixed, weight):
@@ -98,7 +108,7 @@ class _GroupMatmul(torch.autograd.Function):
 
 class GroupLinear(nn.Module):
     """``G`` independent linear maps on ``G`` slices of the features, computed as one
-    batched matmul ``G x R x N/G  @  G x N/G x M/G`` (``_GroupMatmul``).
+    batched matmul ``G x R x N/G  @  G x N/G x M/G``.
 
     Optional, in this order (the authors' order): feature shuffle of the ``G`` output
     groups, a norm over each group's ``M/G`` features (one norm module shared by all
@@ -131,6 +141,7 @@ class GroupLinear(nn.Module):
         self.norm = build_norm(norm, out_features // groups)
         self.act = build_activation(activation) if activation is not None else None
         self.dropout = dropout
+        self.fused = True  # False: the step-by-step path of forward(), for reading and testing
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -148,25 +159,37 @@ class GroupLinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``;
-        equal to ``forward(mix_inputs(x, mixed, G))`` (group ``i`` sees ``[mixed_i, x_i]``)."""
+        """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``.
+
+        DeLighT Eq. 1-3 in order: the input mixer (group ``i`` sees ``[mixed_i, x_i]``), the
+        ``G`` linear maps, the feature shuffle, a norm over each group, the activation and
+        dropout. With ``fused`` (the default) the first three run as one operation that
+        never builds the mixed input (``_fused_maps``); ``fused = False`` runs them one by
+        one as written here. Both compute the same (tests/test_modules.py)."""
         *lead, a = x.shape
         n = a + (0 if mixed is None else mixed.shape[-1])
         if n != self.in_features:
             raise ValueError(f"GroupLinear: expected {self.in_features} input features, got {n}")
-        g = self.groups
-        if g == 1:
-            w = self.weight[0]  # N x M: the mixed input's rows, then x's
-            x2, b = x.reshape(-1, a), n - a  # R x A
-            y = x2 @ w[b:] if self.bias is None else torch.addmm(self.bias.view(-1), x2, w[b:])  # R x M
-            if mixed is not None:
-                y = torch.addmm(y, mixed.reshape(-1, b), w[:b])  # + the mixed input's rows
+        g, k = self.groups, self.out_features // self.groups
+        if self.fused:
+            y = self._fused_maps(x.reshape(-1, a), None if mixed is None else mixed.reshape(-1, n - a))  # R x M
         else:
-            flat_mixed = None if mixed is None else mixed.reshape(-1, mixed.shape[-1])
-            y = _GroupMatmul.apply(x.reshape(-1, a), flat_mixed, self.weight, self.bias, self.shuffle)  # R x M
+            if mixed is not None:
+                x = mix_inputs(x, mixed, g)  # * x N
+            y = group_maps(x.reshape(-1, n), self.weight, self.bias)  # R x M
+            if self.shuffle:
+                y = feature_shuffle(y, g)
         if self.norm is not None:
-            y = self.norm(y.reshape(-1, g, self.out_features // g))  # per-group norm
+            y = self.norm(y.reshape(-1, g, k))  # per-group norm over M/G features
         y = y.reshape(*lead, self.out_features)
         if self.act is not None:
             y = self.act(y)
         return F.dropout(y, p=self.dropout, training=self.training)
+
+    def _fused_maps(self, x: torch.Tensor, mixed: Optional[torch.Tensor]) -> torch.Tensor:
+        """``x: R x A``, ``mixed: R x B`` -> the mixed, mapped and shuffled ``R x M``."""
+        if self.groups > 1:
+            return _GroupMatmul.apply(x, mixed, self.weight, self.bias, self.shuffle)
+        w, b = self.weight[0], 0 if mixed is None else mixed.shape[1]  # N x M: the mixed input's rows, then x's
+        y = x @ w[b:] if self.bias is None else torch.addmm(self.bias.view(-1), x, w[b:])
+        return y if mixed is None else torch.addmm(y, mixed, w[:b])
