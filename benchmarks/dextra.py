@@ -5,12 +5,14 @@ measured side by side in one process on the same weights; prints ratios.
 
     python benchmarks/dextra.py [--tokens 2048] [--rounds 3] [--compile] [--profile] [--device cpu|cuda]
 
-The straightforward implementation is the authors' formulation, layer by layer, as
-``GroupLinear`` reads with ``fused = False``: the input mixer concatenating both inputs
-group by group, ``bmm`` plus bias, feature shuffle, a LayerNorm call, the activation. The
-plugin's default path does the mixer inside the group matmul (the concatenation is never
-built) with a hand-written backward that makes one group-major copy each way
-(``delight_fairseq/modules/group_linear.py``).
+The straightforward implementation is the authors' formulation, layer by layer: permute
+the features into groups, ``bmm`` plus bias, permute back, feature shuffle by
+permute + contiguous, a LayerNorm call, the activation, and the input mixer by chunking
+both inputs into groups and concatenating them (``naive_dextra``). "Step-by-step" is the
+module's own readable path (``GroupLinear.fused = False``: ``mix_inputs``, ``group_maps``,
+``feature_shuffle``). The plugin's default path does the mixer inside the group matmul (the
+concatenation is never built) with a hand-written backward that makes one group-major copy
+each way (``delight_fairseq/modules/group_linear.py``).
 The shapes are the DExTra blocks of the presets (d_m, depth N, width w_m, g_max).
 """
 import argparse
@@ -36,8 +38,47 @@ SHAPES = [
 ]
 
 
+def naive_glt(layer, x):
+    """One GroupLinear of ``layer``'s weights, computed the straightforward way."""
+    r, n = x.shape
+    g, m = layer.groups, layer.out_features
+    k = m // g
+    if g == 1:
+        y = x @ layer.weight[0] + layer.bias.view(-1)
+        y = y.view(r, 1, k)
+    else:
+        xg = x.view(r, g, n // g).transpose(0, 1).contiguous()  # G x R x N/G
+        y = torch.bmm(xg, layer.weight) + layer.bias  # G x R x K
+        y = y.transpose(0, 1).contiguous()  # R x G x K
+        if layer.shuffle:
+            y = y.transpose(1, 2).contiguous().view(r, g, k)
+    if layer.norm is not None:
+        y = layer.norm(y)
+    y = y.view(r, m)
+    if layer.act is not None:
+        y = layer.act(y)
+    return F.dropout(y, layer.dropout, layer.training)
+
+
+def naive_mix(x, inp, groups):
+    """Group ``i`` is ``[inp_i, x_i]``, the block input first (the authors' order)."""
+    pairs = zip(inp.chunk(groups, dim=-1), x.chunk(groups, dim=-1))
+    return torch.cat([t for pair in pairs for t in pair], dim=-1)
+
+
 def naive_dextra(dextra: DExTra, x):
-    """The same DExTra, every GroupLinear on its step-by-step path (fused = False)."""
+    x = naive_glt(dextra.input_layer, x)
+    inp = x
+    for i, layer in enumerate(dextra.glt_layers):
+        if i > 0:
+            x = naive_mix(x, inp, layer.groups)
+        x = naive_glt(layer, x)
+    return naive_glt(dextra.output_layer, naive_mix(x, inp, 1))
+
+
+def stepwise_dextra(dextra: DExTra, x):
+    """The same DExTra with every GroupLinear on its step-by-step path (``fused = False``:
+    ``mix_inputs``, ``group_maps``, ``feature_shuffle``), as the module reads."""
     layers = [m for m in dextra.modules() if isinstance(m, GroupLinear)]
     for m in layers:
         m.fused = False
@@ -53,16 +94,17 @@ def build(d_m, depth, width_mult, device):
 
 
 def check_equal(dextra, x):
-    """The two implementations agree in output and in every gradient."""
+    """The three implementations agree in output and in every gradient."""
     grads = []
-    for fn in (dextra, lambda t: naive_dextra(dextra, t)):
+    for fn in (dextra, lambda t: naive_dextra(dextra, t), lambda t: stepwise_dextra(dextra, t)):
         xi = x.detach().clone().requires_grad_()
         dextra.zero_grad()
         out = fn(xi)
         out.square().mean().backward()
         grads.append([out.detach(), xi.grad] + [p.grad.clone() for p in dextra.parameters()])
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def step_time(fn, x, steps, sync):
@@ -90,14 +132,15 @@ def main(argv=None):
     torch.manual_seed(0)
     print(f"# DExTra forward + backward, {args.tokens} tokens, {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
-    print(f"{'block':<24} {'layout (width, groups)':<58} {'naive ms':>9} {'plugin ms':>9} {'speedup':>8}"
+    print(f"{'block':<24} {'layout (width, groups)':<58} {'naive ms':>9} {'stepwise':>9} {'plugin ms':>9} {'speedup':>8}"
           + (f" {'compiled':>9}" if args.compile else ""))
     speedups = []
     for i, (name, d_m, depth, w_m) in enumerate(SHAPES):
         dextra = build(d_m, depth, w_m, device)
         x = torch.randn(args.tokens, d_m, device=device, requires_grad=True)
         check_equal(dextra, x)
-        fns = {"naive": lambda t: naive_dextra(dextra, t), "plugin": dextra}
+        fns = {"naive": lambda t: naive_dextra(dextra, t), "stepwise": lambda t: stepwise_dextra(dextra, t),
+               "plugin": dextra}
         if args.compile:
             fns["compiled"] = torch.compile(dextra)
         if args.profile and i == 0:
@@ -114,7 +157,8 @@ def main(argv=None):
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         speedups.append(med["naive"] / med["plugin"])
         layout = " ".join(f"{w}/{g}" for w, g in dextra.layout)
-        line = f"{name:<24} {layout:<58} {med['naive']:>9.1f} {med['plugin']:>9.1f} {speedups[-1]:>7.2f}x"
+        line = (f"{name:<24} {layout:<58} {med['naive']:>9.1f} {med['stepwise']:>9.1f} {med['plugin']:>9.1f} "
+                f"{speedups[-1]:>7.2f}x")
         if args.compile:
             line += f" {med['compiled']:>8.1f} ({med['naive'] / med['compiled']:.2f}x)"
         print(line, flush=True)
