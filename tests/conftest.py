@@ -96,21 +96,15 @@ def toy_checkpoint(toy_bin, tmp_path_factory) -> Path:
 
 
 def lm_cfg(arch: str = None, **overrides):
-    """A ``DefineLMConfig`` as fairseq builds it: the ``--arch`` function applied to the
-    given options, then dataclass defaults; task-level values filled in."""
-    import argparse
+    """A ``DefineLMConfig`` as fairseq builds it (``stats.preset_config``: the ``--arch``
+    function applied to the given options, then dataclass defaults), with the task-level
+    values a language-modeling task fills in."""
+    from delight_fairseq.stats import preset_config
 
-    from fairseq.models import ARCH_CONFIG_REGISTRY
-
-    from delight_fairseq.models.define_lm import DefineLMConfig
-
-    args = argparse.Namespace(**overrides)
-    if arch is not None:
-        ARCH_CONFIG_REGISTRY[arch](args)
-    cfg = DefineLMConfig(tokens_per_sample=64, max_target_positions=None, tpu=False)
-    for key, value in vars(args).items():
-        if hasattr(cfg, key):
-            setattr(cfg, key, value)
+    cfg = preset_config(arch or "define_lm", overrides)
+    cfg.tokens_per_sample, cfg.max_target_positions, cfg.tpu = 64, None, False
+    if "tokens_per_sample" in overrides:
+        cfg.tokens_per_sample = overrides["tokens_per_sample"]
     return cfg
 
 

@@ -11,12 +11,26 @@ from typing import Dict, List, Optional, Tuple
 import torch.nn as nn
 from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.modules import SinusoidalPositionalEmbedding
+from fairseq.utils import safe_getattr
 
 from ..modules import (
     DeFINEEmbedding, DeLighTBlockConfig, DeLighTEmbedding, DeLighTLayer, DExTraConfig, SequenceDropout, block_scaling,
     default_max_groups,
 )
 from ..modules.single_head_attention import reorder_cache
+
+
+def preset_arch(values: Dict[str, object], then=None):
+    """An ``--arch`` function for a named preset: each of ``values`` unless given on the
+    command line, then ``then(args)`` (fairseq's defaults for the rest), if given."""
+
+    def arch(args):
+        for key, value in values.items():
+            setattr(args, key, safe_getattr(args, key, value))
+        if then is not None:
+            then(args)
+
+    return arch
 
 
 def option_flag(name: str) -> str:

@@ -30,12 +30,11 @@ from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
 from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig, base_lm_architecture
 from fairseq.modules import AdaptiveInput
-from fairseq.utils import safe_getattr
 
 from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import DeLighTAdaptiveInput
-from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table
+from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table, preset_arch
 from .checkpoint_fit import check_fits
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
@@ -183,18 +182,6 @@ class DefineLanguageModel(TransformerLanguageModel):
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
-def _lm_preset(**values):
-    """An ``--arch`` function: ``values`` unless given on the command line, then
-    fairseq's transformer-LM defaults for the rest (input/output dims from the model dim)."""
-
-    def arch(args):
-        for key, value in values.items():
-            setattr(args, key, safe_getattr(args, key, value))
-        base_lm_architecture(args)
-
-    return arch
-
-
 WIKITEXT103 = dict(
     adaptive_input=True, adaptive_input_cutoff="20000,60000", adaptive_input_factor=4,
     adaptive_softmax_cutoff="20000,60000", adaptive_softmax_factor=4, adaptive_softmax_dropout=0.2,
@@ -240,4 +227,5 @@ LM_PRESETS["define_lm_wiki103_transformer_baseline"] = {
     k: v for k, v in LM_PRESETS["define_lm_wiki103_transformer"].items() if not k.startswith("define_")
 }
 for _name, _values in LM_PRESETS.items():
-    register_model_architecture("define_lm", _name)(_lm_preset(**_values))
+    # then fairseq's transformer-LM defaults for the rest (input/output dims from the model dim)
+    register_model_architecture("define_lm", _name)(preset_arch(_values, then=base_lm_architecture))

@@ -13,11 +13,12 @@ from ..errors import ConfigError  # noqa: F401  (raised by the validators below;
 
 from .builders import BlockStack, embed_dextra, option_flag
 from ..modules.define_embedding import CONNECTIONS, TRANSFORMS, hgt_schedule
+from ..modules.dextra import SCHEDULES
 from ..modules.norm_act import ACTIVATIONS, NORMS
 
 ACTIVATION_CHOICES = ChoiceEnum(sorted(ACTIVATIONS))
 NORM_CHOICES = ChoiceEnum(sorted(NORMS))
-SCHEDULE_CHOICES = ChoiceEnum(["code", "paper"])
+SCHEDULE_CHOICES = ChoiceEnum(list(SCHEDULES))
 DEFINE_TRANSFORMS = ChoiceEnum(list(TRANSFORMS))
 DEFINE_CONNECTIONS = ChoiceEnum(list(CONNECTIONS))
 
@@ -194,8 +195,8 @@ def validate_config(cfg) -> None:
     errors += check_activation(cfg, "activation_fn")
     if cfg.norm_type not in NORMS:
         errors.append(f"{_flag('norm_type')} {cfg.norm_type!r} is unknown: choose one of {sorted(NORMS)}")
-    if cfg.dextra_schedule not in ("code", "paper"):
-        errors.append(f"{_flag('dextra_schedule')} {cfg.dextra_schedule!r} is unknown: choose 'code' or 'paper'")
+    if cfg.dextra_schedule not in SCHEDULES:
+        errors.append(f"{_flag('dextra_schedule')} {cfg.dextra_schedule!r} is unknown: choose one of {list(SCHEDULES)}")
     for side in ("encoder", "decoder"):
         errors += stack(cfg, side).errors()
         if not cfg.define_embedding:

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
-from fairseq.utils import safe_getattr
 
 from .checkpoint_fit import check_fits
 from ..errors import ConfigError
 from .delight_config import DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
-from .builders import lookup_table
+from .builders import lookup_table, preset_arch
 from .delight_encoder import DeLighTEncoder
 
 
@@ -126,13 +125,5 @@ PRESETS["delight_transformer_wmt14_en_fr"] = PRESETS["delight_transformer_wmt14_
 PRESETS["delight_transformer_wmt16_en_ro"] = PRESETS["delight_transformer_wmt16_en_ro_384"]
 
 
-def _preset_arch(preset: Preset):
-    def arch(args):
-        for key, value in preset.overrides().items():
-            setattr(args, key, safe_getattr(args, key, value))
-
-    return arch
-
-
 for _name, _preset in PRESETS.items():
-    register_model_architecture("delight_transformer", _name)(_preset_arch(_preset))
+    register_model_architecture("delight_transformer", _name)(preset_arch(_preset.overrides()))

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from .dextra import DExTra, DExTraConfig
+from .norm_act import check_dropout
 
 
 def sequence_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -34,9 +35,7 @@ class SequenceDropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {p}")
-        self.p = p
+        self.p = check_dropout(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sequence_dropout(x, self.p, self.training)
@@ -52,10 +51,8 @@ class MappedEmbedding(nn.Module):
 
     def __init__(self, table: nn.Module, dropout: float):
         super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"embedding dropout must be in [0, 1), got {dropout}")
         self.table = table
-        self.dropout = dropout
+        self.dropout = check_dropout(dropout, "embedding dropout")
         self.scale = math.sqrt(table.embedding_dim) if isinstance(table, nn.Embedding) else 1.0
         self.padding_idx = table.padding_idx
 

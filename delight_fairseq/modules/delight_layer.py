@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .dextra import DExTra, DExTraConfig
 from .light_ffn import LightFFN
-from .norm_act import build_norm
+from .norm_act import build_norm, check_dropout
 from .single_head_attention import SingleHeadAttention
 
 
@@ -47,9 +47,7 @@ class DeLighTLayer(nn.Module):
         if cfg.embed_dim % 2:
             raise ValueError(f"model dim must be even (attention uses d_m/2), got {cfg.embed_dim}")
         for name in ("dropout", "ffn_dropout"):
-            p = getattr(cfg, name)
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+            check_dropout(getattr(cfg, name), name)
         c, d = cfg.embed_dim, cfg.embed_dim // 2
         self.normalize_before = cfg.normalize_before
         self.dropout, self.ffn_dropout = cfg.dropout, cfg.ffn_dropout

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .input_mixer import mix_inputs
-from .norm_act import build_activation, build_norm
+from .norm_act import build_activation, build_norm, check_dropout
 
 
 def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -132,8 +132,7 @@ class GroupLinear(nn.Module):
                 f"GroupLinear: in_features ({in_features}) and out_features "
                 f"({out_features}) must be divisible by groups ({groups})"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"GroupLinear: dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout, "GroupLinear: dropout")
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
         self.shuffle = shuffle and groups > 1
         self.weight = nn.Parameter(torch.empty(groups, in_features // groups, out_features // groups))

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .norm_act import build_activation
+from .norm_act import build_activation, check_dropout
 
 
 class LightFFN(nn.Module):
@@ -20,8 +20,7 @@ class LightFFN(nn.Module):
             raise ValueError(
                 f"FFN reduction factor ({reduction}) must be >= 1 and divide the model dim ({embed_dim})"
             )
-        if not 0.0 <= activation_dropout < 1.0:
-            raise ValueError(f"activation dropout must be in [0, 1), got {activation_dropout}")
+        check_dropout(activation_dropout, "activation dropout")
         self.fc1 = nn.Linear(embed_dim, embed_dim // reduction)
         self.act = build_activation(activation)
         self.fc2 = nn.Linear(embed_dim // reduction, embed_dim)

@@ -1,4 +1,4 @@
-"""Normalisation and activation layers selected by name.
+"""Normalisation and activation layers selected by name, and the dropout check.
 
 Shared by every DeLighT module so that one option (``norm_type``, ``activation_fn``)
 means the same thing everywhere.
@@ -17,6 +17,13 @@ def build_activation(name: str) -> nn.Module:
             f"unknown activation {name!r}: choose one of {sorted(ACTIVATIONS)}"
         )
     return ACTIVATIONS[name]()
+
+
+def check_dropout(p: float, what: str = "dropout") -> float:
+    """``p`` if it is a dropout probability in [0, 1), else ValueError naming ``what``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{what} must be in [0, 1), got {p}")
+    return p
 
 
 def build_norm(name: Optional[str], dim: int) -> Optional[nn.Module]:

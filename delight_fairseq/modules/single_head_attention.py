@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .norm_act import check_dropout
+
 Cache = Dict[str, torch.Tensor]
 
 
@@ -44,8 +46,7 @@ class SingleHeadAttention(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout, "attention dropout")
         self.self_attention = kv_features is None
         self.proj_features = proj_features
         if self.self_attention:
