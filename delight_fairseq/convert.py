@@ -28,6 +28,7 @@ import torch
 
 from . import models  # noqa: F401  (the models the converted checkpoints name)
 from .errors import ConfigError
+from .stats import dictionary_of_size
 
 # The fork's module and parameter names -> ours, applied in order (a DExTra's inner names
 # last, so that they apply inside blocks and embeddings alike).
@@ -276,15 +277,6 @@ def _dictionary_sizes(fork_state: Dict[str, torch.Tensor], lm: bool) -> Dict[str
             "target": fork_state["decoder.embed_tokens.map_layer.weight"].shape[0]}
 
 
-def _placeholder_dictionary(size: int):
-    from fairseq.data import Dictionary
-
-    d = Dictionary()
-    for i in range(size - len(d)):
-        d.add_symbol(f"<w{i}>")
-    return d
-
-
 class _LenientUnpickler(pickle.Unpickler):
     """fairseq 0.9 checkpoints pickle objects of modules that no longer exist (e.g.
     ``fairseq.meters.AverageMeter`` in ``extra_state``): load those as placeholders."""
@@ -338,7 +330,7 @@ def convert(state: dict):
     cfg, task = fairseq_cfg(state["args"])
     lm = task == "language_modeling"
     sizes = _dictionary_sizes(state["model"], lm)
-    model = build_model(cfg, {k: _placeholder_dictionary(n) for k, n in sizes.items()})
+    model = build_model(cfg, {k: dictionary_of_size(n) for k, n in sizes.items()})
     return cfg, model, convert_state_dict(state["model"], model, lm)
 
 

@@ -11,6 +11,7 @@ DeLighT authors count them (DESIGN.md, "MACs"):
 
 Counts come from forward hooks on what actually runs, so they follow the model as built.
 """
+import os
 from argparse import Namespace
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -170,25 +171,39 @@ def build_from_arch(arch: str, src_vocab: int, tgt_vocab: Optional[int] = None, 
 
 
 def build_from_checkpoint(path: str):
-    """The model of a checkpoint (its config and dictionary sizes), without the data."""
+    """The model of a checkpoint written by fairseq-train (``delight_transformer`` or
+    ``define_lm``), built from its config and the dictionary sizes its tables imply, without
+    the data; its weights loaded."""
+    from types import SimpleNamespace
+
+    from fairseq.models import ARCH_MODEL_REGISTRY
+    from omegaconf import OmegaConf
+
+    from . import models  # noqa: F401  (registers the models)
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"no checkpoint at {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = dict(state["cfg"]["model"])
-    arch = cfg.pop("_name")
+    if not state.get("cfg"):
+        raise ConfigError(f"{path} has no fairseq 0.12 config (a checkpoint of the authors' fork? convert it first)")
+    cfg = OmegaConf.create(state["cfg"])
     weights = state["model"]
-    src_vocab = weights["encoder.embed_tokens.table.weight"].size(0)
-    tgt_vocab = weights["decoder.embed_tokens.table.weight"].size(0)
-    keep = {k: v for k, v in cfg.items() if k in _config_fields()}
-    model = build_from_arch(arch, src_vocab, tgt_vocab, keep)
+    if "encoder.embed_tokens.table.weight" in weights:  # translation
+        src = dictionary_of_size(weights["encoder.embed_tokens.table.weight"].size(0))
+        tgt = src if cfg.model.get("share_all_embeddings") else dictionary_of_size(
+            weights["decoder.embed_tokens.table.weight"].size(0), "t")
+    else:  # language model: a lookup table, or the bands of an adaptive input
+        bands = [v for k, v in weights.items() if k.startswith("decoder.embed_tokens.") and ".embeddings." in k
+                 and k.endswith(".0.weight")]
+        table = next((weights[k] for k in ("decoder.embed_tokens.table.weight", "decoder.embed_tokens.weight")
+                      if k in weights), None)
+        if not bands and table is None:
+            raise ConfigError(f"{path}: no lookup table to size the dictionary by")
+        src = tgt = dictionary_of_size(sum(b.size(0) for b in bands) if bands else table.size(0))
+    model = ARCH_MODEL_REGISTRY[cfg.model._name].build_model(
+        cfg.model, SimpleNamespace(source_dictionary=src, target_dictionary=tgt))
     model.load_state_dict(weights)
     return model
-
-
-def _config_fields():
-    from dataclasses import fields
-
-    from .models.delight_config import DeLighTTransformerConfig
-
-    return {f.name for f in fields(DeLighTTransformerConfig)}
 
 
 def format_table(name: str, stats: Stats, src_len: int, tgt_len: int) -> str:

@@ -10,52 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from delight_fairseq import ConfigError  # noqa: E402
 from delight_fairseq.analysis import embedding_maps, summary  # noqa: E402
-
-
-def load_model(path: str):
-    """The model of a checkpoint written by fairseq-train (its config and dictionary sizes)."""
-    from types import SimpleNamespace
-
-    from fairseq.models import ARCH_MODEL_REGISTRY
-    from omegaconf import OmegaConf
-
-    import delight_fairseq.models  # noqa: F401  (registers the models)
-    from delight_fairseq.convert import _placeholder_dictionary
-
-    if not Path(path).is_file():
-        raise ConfigError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not state.get("cfg"):
-        raise ConfigError(f"{path} has no fairseq 0.12 config (a checkpoint of the authors' fork? convert it first)")
-    cfg = OmegaConf.create(state["cfg"])
-    weights = state["model"]
-
-    def rows(*keys):
-        key = next((k for k in keys if k in weights), None)
-        if key is None:
-            raise ConfigError(f"{path}: no lookup table among {keys}")
-        return weights[key].shape[0]
-
-    lm = "decoder.layers.0.encoder_attn_norm.weight" not in weights and "encoder.embed_tokens.table.weight" not in weights
-    if lm:
-        bands = [k for k in weights if k.startswith("decoder.embed_tokens.") and k.endswith(".0.weight") and ".embeddings." in k]
-        size = sum(weights[k].shape[0] for k in bands) if bands else rows("decoder.embed_tokens.table.weight", "decoder.embed_tokens.weight")
-        dicts = {"source": _placeholder_dictionary(size), "target": _placeholder_dictionary(size)}
-    else:
-        dicts = {"source": _placeholder_dictionary(rows("encoder.embed_tokens.table.weight")),
-                 "target": _placeholder_dictionary(rows("decoder.embed_tokens.table.weight"))}
-        if cfg.model.get("share_all_embeddings"):
-            dicts["target"] = dicts["source"]
-    model = ARCH_MODEL_REGISTRY[cfg.model._name].build_model(cfg.model, SimpleNamespace(
-        source_dictionary=dicts["source"], target_dictionary=dicts["target"]))
-    model.load_state_dict(weights)
-    return model, lm, dicts
+from delight_fairseq.stats import build_from_checkpoint  # noqa: E402
 
 
 def draw(maps, out: Path, title: str):
@@ -83,16 +42,15 @@ def main(argv=None) -> int:
                    help="whose embedding (translation models; language models have only the decoder's)")
     args = p.parse_args(argv)
     try:
-        model, lm, dicts = load_model(args.checkpoint)
+        model = build_from_checkpoint(args.checkpoint)
     except ConfigError as e:
         print(f"correlation_map: {e}", file=sys.stderr)
         return 1
-    side = "decoder" if lm else args.side
-    embedding = getattr(model, side).embed_tokens
-    vocab = len(dicts["target" if side == "decoder" else "source"])
-    maps = embedding_maps(embedding, vocab, first=dicts["target"].nspecial)
+    side = "decoder" if getattr(model, "encoder", None) is None else args.side
+    coder = getattr(model, side)
+    maps = embedding_maps(coder.embed_tokens, len(coder.dictionary), first=coder.dictionary.nspecial)
     print("\n".join(summary(maps)))
-    draw(maps, args.out, f"{Path(args.checkpoint).name}: {side} embedding ({type(embedding).__name__})")
+    draw(maps, args.out, f"{Path(args.checkpoint).name}: {side} embedding ({type(coder.embed_tokens).__name__})")
     print(f"wrote {args.out}")
     return 0
 

@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     try:
         if args.checkpoint:
             model, name = build_from_checkpoint(args.checkpoint), args.checkpoint
+            if getattr(model, "encoder", None) is None:
+                raise ConfigError(f"{name} is a language model; this counts translation models (delight_transformer)")
         else:
             from delight_fairseq.models.delight_transformer import PRESETS
 

@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from conftest import REPO, build_lm, lm_cfg
+from conftest import LM_TRAIN_ARGS, REPO, build_lm, lm_cfg, run_cli
 from delight_fairseq.analysis import correlation_map, distance_to_identity, embedding_maps
 
 
@@ -38,3 +38,13 @@ def test_the_script_draws_the_maps_of_a_trained_checkpoint(toy_checkpoint, tmp_p
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"), str(tmp_path / "none.pt"),
                           "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 1 and "no checkpoint at" in bad.stderr
+
+
+def test_the_script_draws_one_map_per_define_layer_of_a_language_model(lm_data, tmp_path):
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 5, "--save-dir", tmp_path)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"),
+                           str(tmp_path / "checkpoint_last.pt"), "--out", str(tmp_path / "lm.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
+    assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
