@@ -46,7 +46,7 @@ def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
 
 
 def build_delight(arch: str, vocab: int):
-    import delight_fairseq  # noqa: F401
+    import delight_fairseq.models  # noqa: F401  (registers the models)
     from delight_fairseq.stats import build_from_arch
 
     return build_from_arch(arch, vocab, overrides={"dropout": 0.0})

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import delight_fairseq  # noqa: E402,F401  (lets torch load fairseq checkpoints with weights_only)
+import delight_fairseq.models  # noqa: E402,F401  (the plugin: lets torch load fairseq checkpoints with weights_only)
 
 BY_UPDATES = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
 BY_EPOCH = re.compile(r"checkpoint(\d+)\.pt$")

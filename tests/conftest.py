@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import delight_fairseq  # noqa: F401  (registers the models)
+import delight_fairseq.models  # noqa: F401  (the plugin: registers the models, applies its fixes)
 from delight_fairseq.models.delight_config import DeLighTTransformerConfig
 from delight_fairseq.models.delight_transformer import DeLighTTransformerModel
 from delight_fairseq.stats import dictionary_of_size
