@@ -118,6 +118,9 @@ def translation_stats(model, src_len: int = 20, tgt_len: int = 20) -> Stats:
     return stats
 
 
+PLUGIN_MODELS = ("delight_transformer", "define_transformer", "define_lm", "define_lstm_lm")
+
+
 def dictionary_of_size(size: int, prefix: str = "w"):
     """A fairseq dictionary of exactly ``size`` entries (its 4 specials included), the
     words ``{prefix}0``, ``{prefix}1``, ..."""
@@ -131,18 +134,16 @@ def dictionary_of_size(size: int, prefix: str = "w"):
 
 
 def preset_config(arch: str, overrides: Optional[Dict] = None):
-    """The config dataclass (``delight_transformer`` or ``define_lm``) that ``--arch ARCH``
-    and the ``overrides`` give, as fairseq's command line builds it."""
-    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+    """The config dataclass of one of the plugin's models that ``--arch ARCH`` and the
+    ``overrides`` give, as fairseq's command line builds it."""
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_NAME_REGISTRY, MODEL_DATACLASS_REGISTRY
 
-    from .models.define_lm import DefineLanguageModel, DefineLMConfig
-    from .models.delight_config import DeLighTTransformerConfig
-    from .models.delight_transformer import DeLighTTransformerModel
+    from . import models  # noqa: F401  (registers the models)
 
-    kinds = {DeLighTTransformerModel: DeLighTTransformerConfig, DefineLanguageModel: DefineLMConfig}
-    if ARCH_MODEL_REGISTRY.get(arch) not in kinds:
-        raise ConfigError(f"{arch!r} is not a delight_transformer or define_lm architecture")
-    cfg = kinds[ARCH_MODEL_REGISTRY[arch]]()
+    model = ARCH_MODEL_NAME_REGISTRY.get(arch)
+    if model not in PLUGIN_MODELS:
+        raise ConfigError(f"{arch!r} is not an architecture of {', '.join(PLUGIN_MODELS)}")
+    cfg = MODEL_DATACLASS_REGISTRY[model]()
     unknown = [k for k in (overrides or {}) if not hasattr(cfg, k)]
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {arch}")

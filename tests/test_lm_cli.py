@@ -17,6 +17,13 @@ RUNS = {
     "define+delight": ["--arch", "define_lm_small"],
     # DeFINE over adaptive input, tied adaptive softmax, fairseq transformer blocks
     "define+adaptive+transformer": ["--arch", "define_lm_small", "--block-type", "transformer", *ADAPTIVE],
+    # LSTM with DeFINE and AWD-LSTM's regularisers (the preset), tied through O -> n
+    "lstm+define+awd": ["--arch", "define_lstm_lm_small"],
+    # LSTM with DeFINE over adaptive input and a tied adaptive softmax
+    "lstm+define+adaptive": ["--arch", "define_lstm_lm", "--decoder-input-dim", 64, "--decoder-embed-dim", 128,
+                             "--decoder-hidden-size", 256, "--decoder-layers", 2, "--define-embedding",
+                             "--define-expand-dim", 256, "--define-depth", 2, "--define-max-groups", 2,
+                             "--weight-drop", 0.2, *ADAPTIVE],
 }
 
 

@@ -3,9 +3,13 @@
 Legend: ``V`` vocabulary, ``n`` output dim, ``d_i = n / factor^i`` the width of band ``i``.
 """
 import math
+from typing import List
 
 import torch
+from fairseq import options
 from fairseq.modules import AdaptiveInput
+
+from .builders import option_flag
 
 
 class DeLighTAdaptiveInput(AdaptiveInput):
@@ -34,3 +38,30 @@ class DeLighTAdaptiveInput(AdaptiveInput):
                 out[mask] = projection(lookup(tokens[mask] - lower) * self.band_scales[i])  # * x d_i -> * x n
             lower = upper
         return out
+
+
+def cutoffs(value) -> List[int]:
+    """``"20000,60000"`` -> ``[20000, 60000]`` (empty for None or "")."""
+    return options.eval_str_list(value, type=int) if value else []
+
+
+def check_adaptive(cfg, vocab_size: int) -> List[str]:
+    """The adaptive input / softmax options (fairseq's names) against the dictionary and
+    each other, one message per problem naming its flag."""
+    errors = []
+    for name in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
+        cut = cutoffs(getattr(cfg, name))
+        if cut and (cut != sorted(set(cut)) or cut[0] <= 0 or cut[-1] > vocab_size or cut[:-1] and cut[-2] >= vocab_size):
+            errors.append(
+                f"{option_flag(name)} {','.join(map(str, cut))} does not fit the dictionary of {vocab_size} entries: "
+                f"give increasing cutoffs below {vocab_size}"
+            )
+    if cfg.tie_adaptive_weights:
+        tie = option_flag("tie_adaptive_weights")
+        if not cfg.adaptive_input or not cfg.adaptive_softmax_cutoff:
+            errors.append(f"{tie} needs {option_flag('adaptive_input')} and {option_flag('adaptive_softmax_cutoff')}")
+        elif cutoffs(cfg.adaptive_input_cutoff) != cutoffs(cfg.adaptive_softmax_cutoff):
+            errors.append(f"{tie} needs {option_flag('adaptive_input_cutoff')} == {option_flag('adaptive_softmax_cutoff')}")
+        elif cfg.adaptive_input_factor != cfg.adaptive_softmax_factor:
+            errors.append(f"{tie} needs {option_flag('adaptive_input_factor')} == {option_flag('adaptive_softmax_factor')}")
+    return errors

@@ -123,15 +123,22 @@ def expanded_embedding(cfg, table: nn.Module, embed_dim: int, stack: BlockStack,
     """The map ``table`` (a lookup or an adaptive input) expanded to ``embed_dim``: by DeFINE
     with ``--define-embedding``, else by the authors' embedding DExTra; tokens -> ``B x T x C``."""
     if cfg.define_embedding:
-        return DeFINEEmbedding(
-            table, cfg.define_expand_dim, None if cfg.define_no_reduce else embed_dim, cfg.define_depth,
-            cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=activation,
-            norm=norm, dropout=cfg.dextra_dropout, map_dropout=cfg.embed_dropout,
-        )
+        return define_embedding(cfg, table, embed_dim, activation, cfg.dextra_dropout, cfg.embed_dropout, norm)
     depth, width_mult, max_groups = embed_dextra(cfg, embed_dim, stack)
     dextra = None if depth == 0 else DExTraConfig(depth, width_mult, max_groups, activation, norm, cfg.dextra_dropout,
                                                   not cfg.no_glt_shuffle, cfg.dextra_schedule)
     return DeLighTEmbedding(table, embed_dim, dextra, dropout=cfg.embed_dropout)
+
+
+def define_embedding(cfg, table: nn.Module, embed_dim: int, activation: str, dropout: float,
+                     map_dropout: float = 0.0, norm: Optional[str] = "ln") -> DeFINEEmbedding:
+    """DeFINE over ``table`` (``--define-*`` options of ``DeFINEConfig``): ``n -> k -> embed_dim``
+    (``n -> k`` with ``--define-no-reduce``); tokens -> ``B x T x C``."""
+    return DeFINEEmbedding(
+        table, cfg.define_expand_dim, None if cfg.define_no_reduce else embed_dim, cfg.define_depth,
+        cfg.define_max_groups, cfg.define_transform, cfg.define_connection, activation=activation,
+        norm=norm, dropout=dropout, map_dropout=map_dropout,
+    )
 
 
 def embedding_dropout(cfg) -> nn.Module:

@@ -21,10 +21,9 @@ Every model is pre-norm (``decoder_normalize_before``), as fairseq's ``transform
 import re
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Optional
 
 import torch.nn as nn
-from fairseq import options
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
@@ -33,7 +32,7 @@ from fairseq.modules import AdaptiveInput
 
 from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
-from .adaptive_input import DeLighTAdaptiveInput
+from .adaptive_input import DeLighTAdaptiveInput, check_adaptive, cutoffs
 from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table, preset_arch
 from .checkpoint_fit import check_fits
 from .delight_config import (
@@ -70,10 +69,6 @@ class DefineLMConfig(TransformerLanguageModelConfig, DExTraOptions, EmbeddingOpt
     )
 
 
-def _cutoffs(value) -> List[int]:
-    return options.eval_str_list(value, type=int) if value else []
-
-
 def validate_lm_config(cfg, vocab_size: int) -> None:
     errors = check_dropouts(cfg, ("dropout", "attention_dropout", "activation_dropout", "dextra_dropout", "ffn_dropout"))
     errors += check_embedding_dropouts(cfg)
@@ -85,20 +80,7 @@ def validate_lm_config(cfg, vocab_size: int) -> None:
                       "map: choose one")
     if cfg.delight_embedding:
         errors += check_embedding(cfg, cfg.decoder_embed_dim, lm_stack(cfg), _flag("decoder_embed_dim"))
-    for name in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
-        cut = _cutoffs(getattr(cfg, name))
-        if cut and (cut != sorted(set(cut)) or cut[0] <= 0 or cut[-1] > vocab_size or cut[:-1] and cut[-2] >= vocab_size):
-            errors.append(
-                f"{_flag(name)} {','.join(map(str, cut))} does not fit the dictionary of {vocab_size} entries: "
-                f"give increasing cutoffs below {vocab_size}"
-            )
-    if cfg.tie_adaptive_weights:
-        if not cfg.adaptive_input or not cfg.adaptive_softmax_cutoff:
-            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input')} and {_flag('adaptive_softmax_cutoff')}")
-        elif _cutoffs(cfg.adaptive_input_cutoff) != _cutoffs(cfg.adaptive_softmax_cutoff):
-            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input_cutoff')} == {_flag('adaptive_softmax_cutoff')}")
-        elif cfg.adaptive_input_factor != cfg.adaptive_softmax_factor:
-            errors.append(f"{_flag('tie_adaptive_weights')} needs {_flag('adaptive_input_factor')} == {_flag('adaptive_softmax_factor')}")
+    errors += check_adaptive(cfg, vocab_size)
     if cfg.block_type == "delight":
         errors += lm_stack(cfg).errors()
     raise_if(errors, "define_lm")
@@ -124,7 +106,7 @@ def build_lm_embedding(cfg, dictionary) -> nn.Module:
         adaptive = DeLighTAdaptiveInput if cfg.adaptive_input_style == "delight" else AdaptiveInput
         table = adaptive(
             len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor,
-            n if expanded else cfg.decoder_embed_dim, _cutoffs(cfg.adaptive_input_cutoff),
+            n if expanded else cfg.decoder_embed_dim, cutoffs(cfg.adaptive_input_cutoff),
             cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
         )
     else:
