@@ -30,14 +30,14 @@ from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import check_adaptive, cutoffs
 from .builders import define_embedding, preset_arch
 from .checkpoint_fit import check_fits
-from .delight_config import ACTIVATION_CHOICES, DeFINEConfig, _flag, check_activation, check_define, check_dropouts, raise_if
+from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
 
 DROPOUTS = ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout", "define_dropout",
             "adaptive_softmax_dropout")
 
 
 @dataclass
-class DefineLSTMLMConfig(DeFINEConfig):
+class DefineLSTMLMConfig(DeFINEHostOptions):
     decoder_input_dim: int = field(default=400, metadata={"help": "width n of the lookup (or of the adaptive input's first band)"})
     decoder_embed_dim: int = field(default=400, metadata={"help": "LSTM input dim d (DeFINE reduces n -> k -> d; a plain "
                                                                   "lookup with n != d is projected n -> d)"})
@@ -67,8 +67,6 @@ class DefineLSTMLMConfig(DeFINEConfig):
     embed_word_dropout: float = field(
         default=0.0, metadata={"help": "drop whole word types from the embeddings (AWD's dropoute)"}
     )
-    define_dropout: float = field(default=0.0, metadata={"help": "dropout after each DeFINE layer"})
-    define_activation_fn: ACTIVATION_CHOICES = field(default="swish", metadata={"help": "activation of the DeFINE layers"})
     max_target_positions: Optional[int] = II("task.max_target_positions")
 
 

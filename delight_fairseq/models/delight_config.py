@@ -80,6 +80,15 @@ class DeFINEConfig(FairseqDataclass):
 
 
 @dataclass
+class DeFINEHostOptions(DeFINEConfig):
+    """DeFINE in a model without DeLighT blocks (``define_lstm_lm``, ``define_transformer``):
+    the dropout and activation of its layers are its own options."""
+
+    define_dropout: float = field(default=0.0, metadata={"help": "dropout after each DeFINE layer"})
+    define_activation_fn: ACTIVATION_CHOICES = field(default="swish", metadata={"help": "activation of the DeFINE layers"})
+
+
+@dataclass
 class DeLighTTransformerConfig(DExTraOptions, EmbeddingOptions, DeFINEConfig):
     # --- encoder (d_m, block-wise scaling of Sec. 3.3) ---
     encoder_embed_dim: int = field(default=512, metadata={"help": "encoder model dim d_m"})
