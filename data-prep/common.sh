@@ -124,6 +124,15 @@ preprocess() {
     log "binaries in $OUT_DIR ($(wc -l < "$OUT_DIR/$dict") dictionary entries before specials)"
 }
 
+# binarize_lm TRAIN VALID TEST : a language model's three token files (relative to the raw
+# files), present, binarised into OUT_DIR with one dictionary (--only-source)
+binarize_lm() {
+    require "$@"
+    [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again
+    step binarize preprocess dict.txt --only-source --trainpref "$(locate "$1")" --validpref "$(locate "$2")" \
+        --testpref "$(locate "$3")"
+}
+
 # binarize SRC TGT [--separate] : the BPE'd text of $WORK/bpe; one joined dictionary
 # unless --separate (fairseq's IWSLT recipe keeps one per language)
 binarize() {

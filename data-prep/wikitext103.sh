@@ -13,8 +13,4 @@ parse_args "$@"
 
 fetch wikitext-103-v1.zip "${WIKITEXT103_URL:-https://wikitext.smerity.com/wikitext-103-v1.zip}" \
     "${WIKITEXT103_DIGEST:-sha1:0aec09a7537b58d4bb65362fee27650eeaba625a}"
-require wikitext-103/wiki.train.tokens wikitext-103/wiki.valid.tokens wikitext-103/wiki.test.tokens
-
-[ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"  # binaries removed since: make them again
-step binarize preprocess dict.txt --only-source --trainpref "$(locate wikitext-103/wiki.train.tokens)" \
-    --validpref "$(locate wikitext-103/wiki.valid.tokens)" --testpref "$(locate wikitext-103/wiki.test.tokens)"
+binarize_lm wikitext-103/wiki.train.tokens wikitext-103/wiki.valid.tokens wikitext-103/wiki.test.tokens

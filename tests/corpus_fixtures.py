@@ -75,6 +75,18 @@ def wikitext103(root: Path, n_train: int = 300) -> Path:
     return root
 
 
+def ptb(root: Path) -> Path:
+    """``root/simple-examples.tgz`` with simple-examples/data/ptb.{train,valid,test}.txt: lower
+    case, numbers as N, rare words as <unk>, a leading space on each line (as Mikolov's)."""
+    src = root / "src"
+    for split, n, seed in (("train", 200, 1), ("valid", 30, 2), ("test", 30, 3)):
+        lines = [" " + " ".join("<unk>" if i % 7 == 3 else w for i, w in enumerate(s.lower().split())) + " N"
+                 for s in sentences("en", n, seed)]
+        _write(src / "simple-examples" / "data" / f"ptb.{split}.txt", lines)
+    _tar(root / "simple-examples.tgz", src, ["simple-examples"])
+    return root
+
+
 def _parallel(src_dir: Path, prefix: str, langs, n: int, seed: int, gz: bool = False):
     """``prefix.L`` for both languages (same line count), gzipped when asked."""
     paths = []

@@ -141,6 +141,20 @@ def test_wikitext103(tmp_path):
     assert len(ds) == 42 and d.index("@-@") != d.unk()  # every line, WikiText's tokens kept
 
 
+def test_ptb(tmp_path):
+    raw = corpus_fixtures.ptb(tmp_path / "raw")
+    out = tmp_path / "bin"
+    prep("ptb", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    d = Dictionary.load(str(out / "dict.txt"))
+    ds = data_utils.load_indexed_dataset(str(out / "test"), d)
+    assert len(ds) == 30  # every line
+    assert "<unk>" not in d.symbols[d.nspecial:]  # PTB's <unk> is fairseq's own unknown word
+    assert (ds[0] == d.unk()).any() and d.index("N") != d.unk()
+    stamp = (out / "train.bin").stat().st_mtime_ns
+    prep("ptb", "--raw-dir", raw, "--out-dir", out, "--workers", 1)  # run again: nothing redone
+    assert (out / "train.bin").stat().st_mtime_ns == stamp
+
+
 def test_extracted_files_work_as_well_as_archives(tmp_path):
     raw = corpus_fixtures.iwslt14(tmp_path / "raw")
     extracted = tmp_path / "extracted"
