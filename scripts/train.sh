@@ -6,7 +6,8 @@
 #   bash scripts/train.sh wikitext103 model=lm_wiki103_transformer precision=bf16
 #
 # DATASET is a config in configs/ (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro,
-# wikitext103); its binaries are read from data-bin/DATASET (DATA_DIR overrides) and the
+# wikitext103, ptb, wikitext103_lstm, wmt14_en_de_define); its binaries are read from
+# data-bin/DATASET, or the data-bin its header names (DATA_DIR overrides) and the
 # checkpoints, hydra_train.log and .hydra/ go to checkpoints/DATASET-MODEL (SAVE_DIR
 # overrides). Any Hydra override may follow (optimization.max_update=1000, ...), and
 # Hydra's --cfg job [--resolve] prints the composed config and exits without training.
@@ -29,10 +30,11 @@ for arg in "$@"; do
 done
 [ -f "$REPO/configs/model/$MODEL.yaml" ] || die "no model config configs/model/$MODEL.yaml"
 command -v fairseq-hydra-train >/dev/null || die "fairseq-hydra-train not found: run bash scripts/install.sh (or activate your environment)"
-DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
+BINARIES=$(sed -n 's/^# data-bin: //p' "$REPO/configs/$DATASET.yaml")  # a config may train on another's binaries
+DATA=${DATA_DIR:-$REPO/data-bin/${BINARIES:-$DATASET}}
 SAVE=${SAVE_DIR:-$REPO/checkpoints/$DATASET-$MODEL}
 if [ -z "$PRINT_ONLY" ]; then
-    [ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
+    [ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/${BINARIES:-$DATASET}.sh first (or set DATA_DIR)"
     DATA=$(cd "$DATA" && pwd)
     PY=$(dirname "$(command -v fairseq-hydra-train)")/python
     [ -x "$PY" ] || PY=python

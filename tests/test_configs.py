@@ -11,13 +11,24 @@ from conftest import REPO
 
 MODEL_CONFIGS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml"))
 DATASET_OF = {"iwslt": "iwslt14_de_en", "wmt14_en_de": "wmt14_en_de", "wmt14_en_fr": "wmt14_en_fr",
-              "wmt16_en_ro": "wmt16_en_ro", "lm": "wikitext103"}
+              "wmt16_en_ro": "wmt16_en_ro", "lm": "wikitext103", "lstm_wiki103": "wikitext103_lstm", "lstm_": "ptb",
+              "define_transformer": "wmt14_en_de_define"}
+LM_DATASETS = ("wikitext103", "wikitext103_lstm", "ptb")
+GPUS_GROUP = {"wikitext103": "lm_1", "wmt14_en_de": "wmt_1", "wmt14_en_fr": "wmt_1", "wmt16_en_ro": "wmt_1"}
 # model options shrunk for the CPU (Hydra's ++ sets a key whether or not the YAML lists it)
 SHRINK_MT = dict(encoder_embed_dim=32, decoder_embed_dim=32, embed_map_dim=16, encoder_blocks=2,
                  decoder_blocks=2, encoder_max_depth=5, decoder_max_depth=5)
 SHRINK_LM = dict(decoder_embed_dim=32, decoder_input_dim=16, decoder_output_dim=32, decoder_layers=2,
                  decoder_attention_heads=2, decoder_ffn_embed_dim=32, define_expand_dim=64, define_max_groups=2,
                  delight_max_depth=5, adaptive_input_cutoff="'50,120'", adaptive_softmax_cutoff="'50,120'")
+SHRINK_LSTM = dict(decoder_input_dim=16, decoder_embed_dim=32, decoder_hidden_size=32, decoder_output_dim=32,
+                   decoder_layers=2, define_expand_dim=64, define_max_groups=2)
+SHRINK_TRANSFORMER = dict(encoder_embed_dim=32, decoder_embed_dim=32, encoder_ffn_embed_dim=32, decoder_ffn_embed_dim=32,
+                          encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                          define_map_dim=16, define_expand_dim=64, define_max_groups=2)
+SHRINK = {"wikitext103": SHRINK_LM, "ptb": SHRINK_LSTM,
+          "wikitext103_lstm": dict(SHRINK_LSTM, adaptive_input_cutoff="'50,120'", adaptive_softmax_cutoff="'50,120'"),
+          "wmt14_en_de_define": SHRINK_TRANSFORMER}
 
 
 def dataset_of(model: str) -> str:
@@ -33,16 +44,16 @@ def test_model_configs_are_generated_from_the_presets():
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_config_trains_a_few_updates(model, toy_bin, lm_data, tmp_path):
     dataset = dataset_of(model)
-    lm = dataset == "wikitext103"
+    lm = dataset in LM_DATASETS
     cfg = yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]
-    shrink = SHRINK_LM if lm else SHRINK_MT
+    shrink = SHRINK.get(dataset, SHRINK_MT)
     overrides = [f"++model.{k}={v}" for k, v in shrink.items()]
     overrides += ["task.tokens_per_sample=32"] if lm else ["task.source_lang=src", "task.target_lang=tgt"]
     env = dict(os.environ, DATA_DIR=str(lm_data / "bin" if lm else toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
-    gpus = [f"gpus={'lm' if lm else 'wmt'}_1"] if dataset != "iwslt14_de_en" else []
+    gpus = [f"gpus={GPUS_GROUP[dataset]}"] if dataset in GPUS_GROUP else []
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "train.sh"), dataset, f"model={model}", *gpus, "precision=fp32",
-         "common.cpu=true", "optimization.max_update=2", "lr_scheduler.warmup_updates=1", "optimization.update_freq=[1]", "dataset.max_tokens=1024",
+         "common.cpu=true", "optimization.max_update=2", "++lr_scheduler.warmup_updates=1", "optimization.update_freq=[1]", "dataset.max_tokens=1024",
          "dataset.num_workers=0", "checkpoint.save_interval_updates=0", *overrides],
         capture_output=True, text=True, env=env,
     )

@@ -146,3 +146,19 @@ def test_a_linear_schedule_recipe_trains(toy_bin, tmp_path):
     assert state["optimizer_history"][-1]["num_updates"] == 6
     assert state["cfg"]["lr_scheduler"]["_name"] == "linear"
     assert list((tmp_path / "tensorboard").glob("*/events.out.tfevents.*")), "no TensorBoard log"
+
+
+def test_ptb_recipe_is_awd_lstms():
+    """AWD-LSTM's PTB command: SGD lr 30, clip 0.25, weight decay 1.2e-6, batch 20 x bptt 70,
+    500 epochs, seed 141; its regularisers in the model presets."""
+    from delight_fairseq.models.define_lstm_lm import LSTM_PRESETS
+
+    cfg = composed("ptb", "model=lstm_ptb_awd")
+    assert cfg["optimizer"]["_name"] == "sgd" and cfg["optimizer"]["lr"] == [30.0] == cfg["optimization"]["lr"]
+    assert cfg["optimizer"]["momentum"] == 0.0 and cfg["optimizer"]["weight_decay"] == 1.2e-6
+    assert cfg["optimization"]["clip_norm"] == 0.25 and cfg["optimization"]["max_epoch"] == 500
+    assert (cfg["dataset"]["batch_size"], cfg["task"]["tokens_per_sample"]) == (20, 70)
+    assert cfg["common"]["seed"] == 141 and cfg["lr_scheduler"]["_name"] == "fixed"
+    awd = {k: cfg["model"][k] for k in ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout")}
+    assert awd == dict(dropout=0.4, dropout_input=0.4, dropout_hidden=0.25, weight_drop=0.5, embed_word_dropout=0.1)
+    assert {k: cfg["model"][k] for k in awd} == {k: LSTM_PRESETS["define_lstm_lm_ptb"][k] for k in awd}
