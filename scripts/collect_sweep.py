@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Turn a sweep directory (``bash scripts/train.sh DATASET +sweep=NAME``) into the ablation
+table: one row per job with the swept settings, its parameter count (from its checkpoint),
+its best validation perplexity (from its log) and, with --data, its test perplexity
+(fairseq-eval-lm on checkpoint_best.pt); and, with --plot, a bar chart of the perplexities.
+
+    python scripts/collect_sweep.py SWEEP_DIR [--data DATA_BIN] [--plot table.png] [--out table.md]
+"""
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from delight_fairseq import ConfigError  # noqa: E402
+from delight_fairseq.stats import build_from_checkpoint, count_params  # noqa: E402
+from delight_fairseq.sweep import Job, best_valid_ppl, format_table, job_dirs, parse_overrides, swept  # noqa: E402
+
+PLUGIN = Path(__file__).resolve().parents[1] / "delight_fairseq"
+
+
+def test_ppl(checkpoint: Path, data: Path, tokens_per_sample: int) -> float:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_cli.eval_lm", str(data), "--user-dir", str(PLUGIN), "--path", str(checkpoint),
+         "--gen-subset", "test", "--tokens-per-sample", str(tokens_per_sample), "--max-tokens", "4096",
+         "--cpu" if not _cuda() else "--num-workers=0"],
+        capture_output=True, text=True,
+    )
+    found = re.search(r"Perplexity: ([\d.]+)", proc.stderr + proc.stdout)
+    if proc.returncode or not found:
+        raise ConfigError(f"fairseq-eval-lm failed on {checkpoint}:\n{(proc.stderr or proc.stdout)[-1500:]}")
+    return float(found.group(1))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def plot(jobs, out: Path) -> None:
+    import logging
+
+    import matplotlib
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging set-up lets its DEBUG through
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = swept([j.overrides for j in jobs])
+    labels = [", ".join(j.overrides.get(c, "") for c in columns) or j.path.name for j in jobs]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(jobs), 3.2))
+    for offset, (name, values) in enumerate([("valid", [j.valid_ppl for j in jobs]), ("test", [j.test_ppl for j in jobs])]):
+        xs = [i + 0.4 * offset for i, v in enumerate(values) if v is not None]
+        ax.bar(xs, [v for v in values if v is not None], width=0.4, label=name)
+    ax.set_xticks([i + 0.2 for i in range(len(jobs))], labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("perplexity")
+    ax.set_title(", ".join(c.split(".")[-1] for c in columns), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--data", type=Path, help="the binaries: also compute each job's test perplexity")
+    p.add_argument("--plot", type=Path, help="write a bar chart of the perplexities (PNG)")
+    p.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    args = p.parse_args(argv)
+    try:
+        if not args.sweep_dir.is_dir():
+            raise ConfigError(f"no sweep directory {args.sweep_dir}")
+        dirs = job_dirs(args.sweep_dir)
+        if not dirs:
+            raise ConfigError(f"{args.sweep_dir} holds no sweep jobs (N/.hydra/overrides.yaml); run "
+                              "bash scripts/train.sh DATASET +sweep=NAME first")
+        jobs = []
+        for d in dirs:
+            ckpt = next((d / n for n in ("checkpoint_best.pt", "checkpoint_last.pt") if (d / n).exists()), None)
+            if ckpt is None:
+                print(f"collect_sweep: {d} has no checkpoint (unfinished?), left out", file=sys.stderr)
+                continue
+            model = build_from_checkpoint(str(ckpt))
+            job = Job(d, parse_overrides(d / ".hydra" / "overrides.yaml"), count_params(model),
+                      best_valid_ppl(d / "hydra_train.log"))
+            if args.data:
+                job.test_ppl = test_ppl(ckpt, args.data, int(_task_option(d, "tokens_per_sample", 512)))
+            jobs.append(job)
+    except ConfigError as e:
+        print(f"collect_sweep: {e}", file=sys.stderr)
+        return 2
+    table = format_table(jobs)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    if args.plot:
+        plot(jobs, args.plot)
+    return 0
+
+
+def _task_option(job_dir: Path, key: str, default):
+    import yaml
+
+    cfg = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text())
+    return (cfg.get("task") or {}).get(key, default)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
