@@ -118,7 +118,7 @@ def translation_stats(model, src_len: int = 20, tgt_len: int = 20) -> Stats:
     return stats
 
 
-PLUGIN_MODELS = ("delight_transformer", "define_transformer", "define_lm", "define_lstm_lm")
+PLUGIN_MODELS = ("delight_transformer", "define_transformer", "define_lm", "define_lstm_lm", "define_transformer_xl")
 
 
 def dictionary_of_size(size: int, prefix: str = "w"):

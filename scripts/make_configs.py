@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO))
 from delight_fairseq.models.define_lm import LM_PRESETS  # noqa: E402
 from delight_fairseq.models.define_lstm_lm import LSTM_PRESETS  # noqa: E402
 from delight_fairseq.models.define_transformer import DEFINE_TRANSFORMER_PRESETS  # noqa: E402
+from delight_fairseq.models.define_transformer_xl import TRANSFORMER_XL_PRESETS  # noqa: E402
 from delight_fairseq.models.delight_transformer import PRESETS  # noqa: E402
 
 
@@ -50,6 +51,9 @@ def files():
     for arch, values in LSTM_PRESETS.items():
         name = arch.replace("define_lstm_lm_", "lstm_")
         out[f"configs/model/{name}.yaml"] = _render(arch, {"model": {"_name": "define_lstm_lm", **values}})
+    for arch, values in TRANSFORMER_XL_PRESETS.items():
+        name = arch.replace("define_transformer_xl_", "txl_")
+        out[f"configs/model/{name}.yaml"] = _render(arch, {"model": {"_name": "define_transformer_xl", **values}})
     for arch, values in DEFINE_TRANSFORMER_PRESETS.items():
         # fairseq's transformer has no dataclass: the arch name fills its defaults (transformer_wmt_en_de's)
         out[f"configs/model/{arch}.yaml"] = _render(arch, {"model": {"_name": arch, **values}})

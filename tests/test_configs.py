@@ -12,8 +12,8 @@ from conftest import REPO
 MODEL_CONFIGS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml"))
 DATASET_OF = {"iwslt": "iwslt14_de_en", "wmt14_en_de": "wmt14_en_de", "wmt14_en_fr": "wmt14_en_fr",
               "wmt16_en_ro": "wmt16_en_ro", "lm": "wikitext103", "lstm_wiki103": "wikitext103_lstm", "lstm_": "ptb",
-              "define_transformer": "wmt14_en_de_define"}
-LM_DATASETS = ("wikitext103", "wikitext103_lstm", "ptb")
+              "define_transformer": "wmt14_en_de_define", "txl_": "wikitext103_txl"}
+LM_DATASETS = ("wikitext103", "wikitext103_lstm", "ptb", "wikitext103_txl")
 GPUS_GROUP = {"wikitext103": "lm_1", "wmt14_en_de": "wmt_1", "wmt14_en_fr": "wmt_1", "wmt16_en_ro": "wmt_1"}
 # model options shrunk for the CPU (Hydra's ++ sets a key whether or not the YAML lists it)
 SHRINK_MT = dict(encoder_embed_dim=32, decoder_embed_dim=32, embed_map_dim=16, encoder_blocks=2,
@@ -28,7 +28,9 @@ SHRINK_TRANSFORMER = dict(encoder_embed_dim=32, decoder_embed_dim=32, encoder_ff
                           define_map_dim=16, define_expand_dim=64, define_max_groups=2)
 SHRINK = {"wikitext103": SHRINK_LM, "ptb": SHRINK_LSTM,
           "wikitext103_lstm": dict(SHRINK_LSTM, adaptive_input_cutoff="'50,120'", adaptive_softmax_cutoff="'50,120'"),
-          "wmt14_en_de_define": SHRINK_TRANSFORMER}
+          "wmt14_en_de_define": SHRINK_TRANSFORMER,
+          "wikitext103_txl": dict(n_layer=1, d_model=32, n_head=2, d_head=16, d_inner=32, d_embed=16, mem_len=8,
+                                  cutoffs=[50, 120], define_expand_dim=64, define_max_groups=2)}
 
 
 def dataset_of(model: str) -> str:

@@ -1,0 +1,148 @@
+"""``define_transformer_xl``: fairseq's Transformer-XL (``examples/truncated_bptt``, which
+wraps Hugging Face's ``TransfoXLLMHeadModel``; trained with ``--task truncated_bptt_lm``)
+with DeFINE input embeddings (Mehta et al., ICLR 2020, Table 1, Transformer-XL rows).
+
+Without ``--define-embedding`` it is fairseq's ``transformer_xl`` with one more option,
+``--d-embed`` (``n``): every word is looked up ``n`` wide and projected ``n -> d`` (the
+paper's baseline "n = 384"); the adaptive softmax is tied to the lookup and projects
+``d -> n``. With ``--define-embedding`` the lookup (``n`` wide, scaled by ``sqrt(n)``) is
+expanded by DeFINE ``n -> k -> d``; the tied adaptive softmax projects ``d -> n`` with one
+matrix shared by its clusters.
+
+Legend: ``V`` vocabulary, ``n`` map dim, ``k`` expanded dim, ``d`` model dim.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.examples.truncated_bptt import truncated_bptt_lm_task  # noqa: F401  (registers --task truncated_bptt_lm)
+from fairseq.examples.truncated_bptt.transformer_xl_model import (
+    TransformerXLConfig, TransformerXLDecoder, TransformerXLLanguageModel,
+)
+from fairseq.models import FairseqIncrementalDecoder, register_model, register_model_architecture
+from fairseq.modules.checkpoint_activations import checkpoint_wrapper
+
+from ..errors import ConfigError
+from .builders import define_embedding, preset_arch
+from .checkpoint_fit import check_fits
+from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
+
+TRANSFORMERS_NEEDED = ("define_transformer_xl needs Hugging Face transformers with Transformer-XL (>= 4.30, < 4.36: "
+                       "4.36 moved it to models/deprecated/, 5.0 removed it): pip install 'transformers>=4.30,<4.36'")
+
+
+@dataclass
+class DefineTransformerXLConfig(TransformerXLConfig, DeFINEHostOptions):
+    d_embed: Optional[int] = field(
+        default=None, metadata={"help": "map dim n: words are looked up n wide (default: the model dim d)"}
+    )
+
+
+def transfo_xl():
+    """Hugging Face's Transformer-XL classes, or a ConfigError saying which transformers to install."""
+    try:
+        from transformers.models.transfo_xl import TransfoXLConfig, TransfoXLLMHeadModel
+    except ImportError as e:
+        raise ConfigError(f"{TRANSFORMERS_NEEDED} ({e})") from None
+    return TransfoXLConfig, TransfoXLLMHeadModel
+
+
+class TransfoXLTable(nn.Module):
+    """Hugging Face's ``AdaptiveEmbedding`` (``n`` wide, no projection, scaled by ``sqrt(n)``)
+    behind the interface DeFINE's map expects: tokens ``*`` -> ``* x n``."""
+
+    def __init__(self, emb: nn.Module):
+        super().__init__()
+        self.emb = emb
+        self.embedding_dim = emb.d_proj
+        self.padding_idx = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The ``V x n`` table (one band: ``div_val`` 1)."""
+        return self.emb.emb_layers[0].weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.emb(tokens)
+
+
+class DefineTransformerXLDecoder(TransformerXLDecoder):
+    def __init__(self, cfg, task):
+        FairseqIncrementalDecoder.__init__(self, task.target_dictionary)  # the HF model is built here, with d_embed
+        TransfoXLConfig, TransfoXLLMHeadModel = transfo_xl()
+        self.cfg = cfg
+        vocab = len(task.target_dictionary)
+        n = cfg.d_embed or cfg.d_model
+        config = TransfoXLConfig(
+            vocab_size=vocab, cutoffs=[c for c in cfg.cutoffs if c < vocab], d_model=cfg.d_model, d_embed=n,
+            n_head=cfg.n_head, d_head=cfg.d_head, d_inner=cfg.d_inner, div_val=cfg.div_val, n_layer=cfg.n_layer,
+            mem_len=cfg.mem_len, clamp_len=cfg.clamp_len, same_length=cfg.same_length, dropout=cfg.dropout,
+            dropatt=cfg.dropatt,
+        )
+        self.model = TransfoXLLMHeadModel(config)
+        if cfg.define_embedding:
+            self._use_define(cfg, config, TransfoXLLMHeadModel)
+        if cfg.checkpoint_activations or cfg.offload_activations:
+            layers = self.model.transformer.layers
+            for i in range(len(layers)):
+                layers[i] = checkpoint_wrapper(layers[i], offload_to_cpu=cfg.offload_activations)
+        self._mems = None
+
+    def _use_define(self, cfg, config, model_cls):
+        """Lookup ``V x n`` -> DeFINE ``n -> k -> d``; the adaptive softmax's word matrix is that
+        lookup and its clusters share one ``d -> n`` projection."""
+        from transformers.models.transfo_xl.modeling_transfo_xl import AdaptiveEmbedding
+
+        n = config.d_embed
+        table = TransfoXLTable(AdaptiveEmbedding(config.vocab_size, n, n, config.cutoffs, div_val=1))
+        nn.init.normal_(table.weight, 0.0, config.init_std)  # as HF initialises its embeddings
+        self.model.transformer.word_emb = define_embedding(cfg, table, cfg.d_model, cfg.define_activation_fn,
+                                                           cfg.define_dropout)
+        crit = self.model.crit
+        crit.out_layers[0].weight = table.weight  # tied: logits against the V x n lookup
+        projection = nn.Parameter(torch.empty(cfg.d_model, n).normal_(0.0, config.proj_init_std))  # d -> n
+        for i in range(len(crit.out_projs)):
+            crit.out_projs[i] = projection
+
+
+@register_model("define_transformer_xl", dataclass=DefineTransformerXLConfig)
+class DefineTransformerXLLanguageModel(TransformerXLLanguageModel):
+    @classmethod
+    def build_model(cls, cfg, task):
+        errors = []
+        if cfg.define_embedding:
+            if cfg.div_val != 1:
+                errors.append(f"{_flag('define_embedding')} expands one n-wide lookup: set {_flag('div_val')} 1")
+            errors += check_define(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, _flag("d_model"))
+            errors += check_dropouts(cfg, ("define_dropout",)) + check_activation(cfg, "define_activation_fn")
+        raise_if(errors, "define_transformer_xl")
+        return cls(DefineTransformerXLDecoder(cfg, task))
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if strict:
+            check_fits(self, state_dict, {})
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+
+# DeFINE paper, WikiText-103, Transformer-XL column: Transformer-XL base (Dai et al., 2019:
+# 16 layers, d 410, 10 heads of 41, FFN 2100, dropout 0.1, adaptive softmax 20000,40000,200000
+# with div_val 1, 150 tokens of memory) with words looked up n = 384 wide; with DeFINE
+# n 384 -> k 1024 -> d 410 over 3 layers (4, 2, 1 groups). Published: 139.33M / 27.06 ppl ->
+# 141.25M / 24.17 ppl.
+TRANSFORMER_XL_BASE = dict(
+    n_layer=16, d_model=410, n_head=10, d_head=41, d_inner=2100, dropout=0.1, dropatt=0.0, mem_len=150,
+    cutoffs=[20000, 40000, 200000], div_val=1, d_embed=384,
+)
+TRANSFORMER_XL_PRESETS = {
+    "define_transformer_xl_wiki103_baseline": TRANSFORMER_XL_BASE,
+    "define_transformer_xl_wiki103": dict(TRANSFORMER_XL_BASE, define_embedding=True, define_expand_dim=1024,
+                                          define_depth=3, define_max_groups=4),
+    # small, for quick experiments on a CPU
+    "define_transformer_xl_small": dict(
+        n_layer=2, d_model=64, n_head=4, d_head=16, d_inner=128, dropout=0.0, mem_len=32, cutoffs=[50, 120],
+        div_val=1, d_embed=32, define_embedding=True, define_expand_dim=128, define_depth=2, define_max_groups=2,
+    ),
+}
+for _name, _values in TRANSFORMER_XL_PRESETS.items():
+    register_model_architecture("define_transformer_xl", _name)(preset_arch(_values))

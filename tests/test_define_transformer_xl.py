@@ -1,0 +1,77 @@
+"""define_transformer_xl: fairseq's Transformer-XL (examples/truncated_bptt, over Hugging
+Face's TransfoXL) with DeFINE embeddings: sizes against the paper, the tied output, memory
+(incremental) decoding, and a run through fairseq-train / fairseq-eval-lm."""
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import PLUGIN, num_params, run_cli
+from delight_fairseq.errors import ConfigError
+from delight_fairseq.stats import dictionary_of_size, preset_config
+
+WIKITEXT103_VOCAB = 267_744  # fairseq's WikiText-103 dictionary (267,735 words + specials, padded)
+
+
+def build(arch="define_transformer_xl_small", vocab=200, seed=0, **overrides):
+    from delight_fairseq.models.define_transformer_xl import DefineTransformerXLLanguageModel
+
+    cfg = preset_config(arch, overrides)
+    cfg.max_target_positions = None
+    torch.manual_seed(seed)
+    d = dictionary_of_size(vocab)
+    return DefineTransformerXLLanguageModel.build_model(cfg, SimpleNamespace(source_dictionary=d, target_dictionary=d))
+
+
+def test_wikitext103_sizes_against_the_paper():
+    """Published (DeFINE, Table 1): 139.33M -> 141.25M with DeFINE, +1.92M. Ours: Transformer-XL
+    base as its authors' code builds it (151.4M with n = d = 410, their "151M"), with n = 384."""
+    base = num_params(build("define_transformer_xl_wiki103_baseline", WIKITEXT103_VOCAB))
+    define = num_params(build("define_transformer_xl_wiki103", WIKITEXT103_VOCAB))
+    assert (base, define) == (144_476_995, 146_427_209)
+    assert define - base == pytest.approx(141.25e6 - 139.33e6, rel=0.02)  # what DeFINE adds: as published
+    txl = num_params(build("define_transformer_xl_wiki103_baseline", WIKITEXT103_VOCAB, d_embed=410))
+    assert txl == pytest.approx(151e6, rel=0.005)  # Transformer-XL base (Dai et al., 2019): 151M
+
+
+def test_define_embedding_and_tied_adaptive_softmax():
+    model = build()
+    hf = model.decoder.model
+    emb = hf.transformer.word_emb
+    assert emb.table.weight.shape == (200, 32) and emb.embedding_dim == 64  # V x n lookup, n -> k -> d
+    assert hf.crit.out_layers[0].weight is emb.table.weight  # logits against the lookup
+    projs = list(hf.crit.out_projs)
+    assert projs[0].shape == (64, 32) and all(p is projs[0] for p in projs)  # one d -> n projection
+
+
+def test_memory_decoding_equals_the_full_pass():
+    model = build(mem_len=16).eval()
+    tokens = torch.randint(4, 200, (2, 10))
+    full = model.get_normalized_probs(model(tokens), log_probs=True)  # B x T x V
+    state, steps = {}, []
+    for t in range(tokens.size(1)):
+        steps.append(model.get_normalized_probs(model.decoder(tokens[:, : t + 1], incremental_state=state),
+                                                log_probs=True))
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-4)
+
+
+def test_bad_options_name_their_flags():
+    with pytest.raises(ConfigError, match="--div-val 1"):
+        build(div_val=2)
+    with pytest.raises(ConfigError, match="--define-expand-dim"):
+        build(define_expand_dim=16)
+
+
+def test_trains_and_evaluates_through_fairseq(lm_data, tmp_path):
+    save = tmp_path / "ckpt"
+    run_cli("train", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--task", "truncated_bptt_lm",
+            "--tokens-per-sample", 32, "--batch-size", 32, "--arch", "define_transformer_xl_small", "--optimizer",
+            "adam", "--adam-betas", "(0.9,0.98)", "--lr", 3e-3, "--lr-scheduler", "inverse_sqrt", "--warmup-updates",
+            50, "--max-update", 400, "--clip-norm", 0.25, "--seed", 1, "--num-workers", 0, "--log-format", "simple",
+            "--no-epoch-checkpoints", "--save-dir", save)
+    out = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", save / "checkpoint_last.pt",
+                  "--task", "truncated_bptt_lm", "--batch-size", 1, "--required-batch-size-multiple", 1,
+                  "--tokens-per-sample", 16, "--model-overrides", '{"mem_len":64,"clamp_len":48,"same_length":True}')
+    ppl = float(re.search(r"Perplexity: ([\d.]+)", out.stderr).group(1))
+    assert ppl < 154 / 10, f"test perplexity {ppl} (unigram ~154)"
