@@ -59,6 +59,17 @@ def embedding_maps(embedding: nn.Module, vocab_size: int, first: int = 0) -> Dic
     return {name: correlation_map(m) for name, m in outputs.items()}
 
 
+def word_embedding(model: nn.Module, side: str = "encoder"):
+    """``(embedding module, dictionary)`` of a fairseq model of the plugin: the ``side``'s
+    ``embed_tokens`` (a language model has only the decoder's; Transformer-XL keeps its
+    embedding inside Hugging Face's model)."""
+    coder = model.decoder if getattr(model, "encoder", None) is None else getattr(model, side)
+    embedding = getattr(coder, "embed_tokens", None)
+    if embedding is None:
+        embedding = coder.model.transformer.word_emb
+    return embedding, coder.dictionary
+
+
 def projective_embedding(table: nn.Embedding, projection: nn.Linear) -> nn.Module:
     """A lookup followed by an ``n -> d`` Linear (the "projective" embedding of DeFINE's study)."""
     return nn.Sequential(table, projection)

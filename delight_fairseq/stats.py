@@ -172,8 +172,8 @@ def build_from_arch(arch: str, src_vocab: int, tgt_vocab: Optional[int] = None, 
 
 
 def build_from_checkpoint(path: str):
-    """The model of a checkpoint written by fairseq-train (``delight_transformer`` or
-    ``define_lm``), built from its config and the dictionary sizes its tables imply, without
+    """The model of a checkpoint written by fairseq-train (any of the plugin's models),
+    built from its config and the dictionary sizes its tables imply, without
     the data; its weights loaded."""
     from types import SimpleNamespace
 
@@ -187,16 +187,20 @@ def build_from_checkpoint(path: str):
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not state.get("cfg"):
         raise ConfigError(f"{path} has no fairseq 0.12 config (a checkpoint of the authors' fork? convert it first)")
+    if isinstance(state["cfg"].get("model"), Namespace):  # a model without a dataclass (define_transformer) via the CLI
+        state["cfg"]["model"] = vars(state["cfg"]["model"])
     cfg = OmegaConf.create(state["cfg"])
     weights = state["model"]
-    if "encoder.embed_tokens.table.weight" in weights:  # translation
-        src = dictionary_of_size(weights["encoder.embed_tokens.table.weight"].size(0))
+    enc = next((k for k in ("encoder.embed_tokens.table.weight", "encoder.embed_tokens.weight") if k in weights), None)
+    if enc is not None:  # translation
+        src = dictionary_of_size(weights[enc].size(0))
         tgt = src if cfg.model.get("share_all_embeddings") else dictionary_of_size(
-            weights["decoder.embed_tokens.table.weight"].size(0), "t")
+            weights[enc.replace("encoder.", "decoder.", 1)].size(0), "t")
     else:  # language model: a lookup table, or the bands of an adaptive input
         bands = [v for k, v in weights.items() if k.startswith("decoder.embed_tokens.") and ".embeddings." in k
                  and k.endswith(".0.weight")]
-        table = next((weights[k] for k in ("decoder.embed_tokens.table.weight", "decoder.embed_tokens.weight")
+        table = next((weights[k] for k in ("decoder.embed_tokens.table.weight", "decoder.embed_tokens.weight",
+                                           "decoder.model.crit.out_layers.0.weight")  # Transformer-XL's tied softmax
                       if k in weights), None)
         if not bands and table is None:
             raise ConfigError(f"{path}: no lookup table to size the dictionary by")

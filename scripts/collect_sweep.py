@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from delight_fairseq import ConfigError  # noqa: E402
+from delight_fairseq.plotting import pyplot  # noqa: E402
 from delight_fairseq.stats import build_from_checkpoint, count_params  # noqa: E402
 from delight_fairseq.sweep import Job, best_valid_ppl, format_table, job_dirs, parse_overrides, swept  # noqa: E402
 
@@ -41,14 +42,7 @@ def _cuda() -> bool:
 
 
 def plot(jobs, out: Path) -> None:
-    import logging
-
-    import matplotlib
-
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging set-up lets its DEBUG through
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     columns = swept([j.overrides for j in jobs])
     labels = [", ".join(j.overrides.get(c, "") for c in columns) or j.path.name for j in jobs]
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(jobs), 3.2))

@@ -13,16 +13,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from delight_fairseq import ConfigError  # noqa: E402
-from delight_fairseq.analysis import embedding_maps, summary  # noqa: E402
+from delight_fairseq.analysis import embedding_maps, summary, word_embedding  # noqa: E402
+from delight_fairseq.plotting import pyplot  # noqa: E402
 from delight_fairseq.stats import build_from_checkpoint  # noqa: E402
 
 
 def draw(maps, out: Path, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.4), squeeze=False)
     for ax, (name, m) in zip(axes[0], maps.items()):
         im = ax.imshow(m.float().numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
@@ -47,10 +44,10 @@ def main(argv=None) -> int:
         print(f"correlation_map: {e}", file=sys.stderr)
         return 1
     side = "decoder" if getattr(model, "encoder", None) is None else args.side
-    coder = getattr(model, side)
-    maps = embedding_maps(coder.embed_tokens, len(coder.dictionary), first=coder.dictionary.nspecial)
+    embedding, dictionary = word_embedding(model, side)
+    maps = embedding_maps(embedding, len(dictionary), first=dictionary.nspecial)
     print("\n".join(summary(maps)))
-    draw(maps, args.out, f"{Path(args.checkpoint).name}: {side} embedding ({type(coder.embed_tokens).__name__})")
+    draw(maps, args.out, f"{Path(args.checkpoint).name}: {side} embedding ({type(embedding).__name__})")
     print(f"wrote {args.out}")
     return 0
 

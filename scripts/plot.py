@@ -8,19 +8,15 @@ LOG is fairseq's log (``hydra_train.log``, or what fairseq-train printed with
 ``--log-format simple``); every LOG is one run, labelled by its file name.
 """
 import argparse
-import logging
 import re
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import turns on DEBUG logging
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from delight_fairseq.plotting import pyplot  # noqa: E402
+
+plt = pyplot()
 
 STATS = re.compile(r"\| (train|valid) \| .*?\| loss ([\d.]+) .*?\| num_updates (\d+)")
 

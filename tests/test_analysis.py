@@ -2,9 +2,10 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from conftest import LM_TRAIN_ARGS, REPO, build_lm, lm_cfg, run_cli
+from conftest import LM_TRAIN_ARGS, PLUGIN, REPO, build_lm, lm_cfg, run_cli
 from delight_fairseq.analysis import correlation_map, distance_to_identity, embedding_maps
 
 
@@ -48,3 +49,24 @@ def test_the_script_draws_one_map_per_define_layer_of_a_language_model(lm_data, 
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
     assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
+
+
+DEFINE_HOSTS = {  # the DeFINE paper's hosts, each trained 5 updates through fairseq-train
+    "define_lstm_lm_small": ["--task", "language_modeling", "--tokens-per-sample", 32, "--max-tokens", 512],
+    "define_transformer_xl_small": ["--task", "truncated_bptt_lm", "--tokens-per-sample", 32, "--batch-size", 8],
+    "define_transformer_small": ["--task", "translation", "--max-tokens", 512],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(DEFINE_HOSTS))
+def test_the_script_reads_every_define_host(arch, lm_data, toy_bin, tmp_path):
+    data = toy_bin if "translation" in DEFINE_HOSTS[arch] else lm_data / "bin"
+    run_cli("train", data, "--user-dir", PLUGIN, "--cpu", "--arch", arch, *DEFINE_HOSTS[arch], "--optimizer", "adam",
+            "--lr", 1e-3, "--max-update", 5, "--num-workers", 0, "--no-epoch-checkpoints", "--save-dir", tmp_path)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"),
+                           str(tmp_path / "checkpoint_last.pt"), "--out", str(tmp_path / "map.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
+    assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
