@@ -41,14 +41,18 @@ def test_the_script_draws_the_maps_of_a_trained_checkpoint(toy_checkpoint, tmp_p
     assert bad.returncode == 1 and "no checkpoint at" in bad.stderr
 
 
-def test_the_script_draws_one_map_per_define_layer_of_a_language_model(lm_data, tmp_path):
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 5, "--save-dir", tmp_path)
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"),
-                           str(tmp_path / "checkpoint_last.pt"), "--out", str(tmp_path / "lm.png")],
+def map_names(checkpoint, out):
+    """The maps ``scripts/correlation_map.py CHECKPOINT --out OUT`` prints, in order."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"), str(checkpoint), "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    names = [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
-    assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
+    return [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
+
+
+def test_the_script_draws_one_map_per_define_layer_of_a_language_model(lm_data, tmp_path):
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 5, "--save-dir", tmp_path)
+    assert map_names(tmp_path / "checkpoint_last.pt", tmp_path / "lm.png") == ["map", "hgt layer 1", "hgt layer 2",
+                                                                              "embedding"]
 
 
 DEFINE_HOSTS = {  # the DeFINE paper's hosts, each trained 5 updates through fairseq-train
@@ -63,10 +67,6 @@ def test_the_script_reads_every_define_host(arch, lm_data, toy_bin, tmp_path):
     data = toy_bin if "translation" in DEFINE_HOSTS[arch] else lm_data / "bin"
     run_cli("train", data, "--user-dir", PLUGIN, "--cpu", "--arch", arch, *DEFINE_HOSTS[arch], "--optimizer", "adam",
             "--lr", 1e-3, "--max-update", 5, "--num-workers", 0, "--no-epoch-checkpoints", "--save-dir", tmp_path)
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "correlation_map.py"),
-                           str(tmp_path / "checkpoint_last.pt"), "--out", str(tmp_path / "map.png")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    names = [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
+    names = map_names(tmp_path / "checkpoint_last.pt", tmp_path / "map.png")
     assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

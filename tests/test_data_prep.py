@@ -132,26 +132,27 @@ def test_wmt16_en_ro_normalises_romanian(tmp_path):
     assert "ă" in (tmp_path / "bin.work" / "text" / "all.ro").read_text()  # raw text untouched
 
 
-def test_wikitext103(tmp_path):
-    raw = corpus_fixtures.wikitext103(tmp_path / "raw")
+def prep_lm(name, tmp_path):
+    """``data-prep/NAME.sh`` on its fixture archive: (binaries dir, dictionary, test set)."""
+    raw = getattr(corpus_fixtures, name)(tmp_path / "raw")
     out = tmp_path / "bin"
-    prep("wikitext103", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    prep(name, "--raw-dir", raw, "--out-dir", out, "--workers", 1)
     d = Dictionary.load(str(out / "dict.txt"))
-    ds = data_utils.load_indexed_dataset(str(out / "test"), d)
+    return out, d, data_utils.load_indexed_dataset(str(out / "test"), d)
+
+
+def test_wikitext103(tmp_path):
+    _, d, ds = prep_lm("wikitext103", tmp_path)
     assert len(ds) == 42 and d.index("@-@") != d.unk()  # every line, WikiText's tokens kept
 
 
 def test_ptb(tmp_path):
-    raw = corpus_fixtures.ptb(tmp_path / "raw")
-    out = tmp_path / "bin"
-    prep("ptb", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
-    d = Dictionary.load(str(out / "dict.txt"))
-    ds = data_utils.load_indexed_dataset(str(out / "test"), d)
+    out, d, ds = prep_lm("ptb", tmp_path)
     assert len(ds) == 30  # every line
     assert "<unk>" not in d.symbols[d.nspecial:]  # PTB's <unk> is fairseq's own unknown word
     assert (ds[0] == d.unk()).any() and d.index("N") != d.unk()
     stamp = (out / "train.bin").stat().st_mtime_ns
-    prep("ptb", "--raw-dir", raw, "--out-dir", out, "--workers", 1)  # run again: nothing redone
+    prep("ptb", "--raw-dir", tmp_path / "raw", "--out-dir", out, "--workers", 1)  # run again: nothing redone
     assert (out / "train.bin").stat().st_mtime_ns == stamp
 
 

@@ -34,7 +34,7 @@ from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import DeLighTAdaptiveInput, check_adaptive, cutoffs
 from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table, preset_arch
-from .checkpoint_fit import check_fits
+from .checkpoint_fit import check_lm_fits
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
     check_dropouts, check_embedding, check_embedding_dropouts, raise_if,
@@ -158,9 +158,7 @@ class DefineLanguageModel(TransformerLanguageModel):
         # before 0.1.0's builders, a DeLighT block sat one module deeper (decoder.layers.N.block.*)
         state_dict = {re.sub(r"^(decoder\.layers\.\d+\.)block\.", r"\1", k): v for k, v in state_dict.items()}
         if strict:
-            table = next((k for k in ("decoder.embed_tokens.weight", "decoder.embed_tokens.table.weight")
-                          if k in self.state_dict()), None)
-            check_fits(self, state_dict, {"dictionary": table} if table else {})
+            check_lm_fits(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 

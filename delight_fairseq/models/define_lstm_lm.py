@@ -29,7 +29,7 @@ from ..modules.awd import LockedDropout, WeightDropLSTM, word_dropout
 from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import check_adaptive, cutoffs
 from .builders import define_embedding, preset_arch
-from .checkpoint_fit import check_fits
+from .checkpoint_fit import check_lm_fits
 from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
 
 DROPOUTS = ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout", "define_dropout",
@@ -209,9 +209,7 @@ class DefineLSTMLanguageModel(FairseqLanguageModel):
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         if strict:
-            table = next((k for k in ("decoder.embed_tokens.weight", "decoder.embed_tokens.table.weight")
-                          if k in self.state_dict()), None)
-            check_fits(self, state_dict, {"dictionary": table} if table else {})
+            check_lm_fits(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
