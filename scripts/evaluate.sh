@@ -9,9 +9,13 @@
 # the test set with beam 5 and the recipe's length penalty (En-De 0.4, En-Fr 0.9, else 1),
 # and prints detokenised sacreBLEU and tokenised BLEU (compound-split for WMT'14 En-De;
 # for En-Ro the references lose their diacritics as the training targets did).
-# Language model (wikitext103): fairseq-eval-lm on the test set with checkpoint_best.pt,
-# 512 tokens per sample and a context window of 400.
-# Binaries from data-bin/DATASET (DATA_DIR overrides); outputs go to CKPT_DIR.
+# Language model: fairseq-eval-lm on the test set with checkpoint_best.pt: wikitext103 with
+# 512 tokens per sample and a context window of 400 (the authors'); wikitext103_lstm 256 and
+# 192, ptb 140 and 70 (each LSTM recipe's segment length, more as context); wikitext103_txl as
+# fairseq's Transformer-XL example: 64-token segments, memory 640, clamp 400.
+# The DeFINE Transformer (wmt14_en_de_define) is scored as the DeLighT En-De runs.
+# Binaries from data-bin/DATASET, or the data-bin its config names (DATA_DIR overrides);
+# outputs go to CKPT_DIR.
 # Options after -- go to fairseq-generate / fairseq-eval-lm (they override the above).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,24 +33,33 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1" ;;
     esac
 done
-DATA=${DATA_DIR:-$REPO/data-bin/$DATASET}
-[ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/$DATASET.sh first (or set DATA_DIR)"
+BINARIES=$(sed -n 's/^# data-bin: //p' "$REPO/configs/$DATASET.yaml" 2>/dev/null || true)
+DATA=${DATA_DIR:-$REPO/data-bin/${BINARIES:-$DATASET}}
+[ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/${BINARIES:-$DATASET}.sh first (or set DATA_DIR)"
 [ -d "$CKPT" ] || die "no checkpoint folder $CKPT"
 PLUGIN="$REPO/delight_fairseq"
 
-if [ "$DATASET" = wikitext103 ]; then
+LM=()
+case $DATASET in
+    wikitext103) LM=(--tokens-per-sample 512 --context-window 400 --batch-size 2) ;;
+    wikitext103_lstm) LM=(--tokens-per-sample 256 --context-window 192 --batch-size 2) ;;
+    ptb) LM=(--tokens-per-sample 140 --context-window 70 --batch-size 2) ;;
+    wikitext103_txl) LM=(--task truncated_bptt_lm --batch-size 1 --required-batch-size-multiple 1 --tokens-per-sample 64
+                         --model-overrides '{"mem_len":640,"clamp_len":400,"same_length":True}') ;;
+esac
+if [ ${#LM[@]} -gt 0 ]; then
     [ -f "$CKPT/checkpoint_best.pt" ] || die "no $CKPT/checkpoint_best.pt"
     fairseq-eval-lm "$DATA" --user-dir "$PLUGIN" --path "$CKPT/checkpoint_best.pt" --gen-subset test \
-        --tokens-per-sample 512 --context-window 400 --batch-size 2 "$@" 2>&1 | tee "$CKPT/eval_lm.log" | grep -E "Perplexity|Error"
+        "${LM[@]}" "$@" 2>&1 | tee "$CKPT/eval_lm.log" | grep -E "Perplexity|Error"
     exit "${PIPESTATUS[0]}"
 fi
 
 case $DATASET in
-    wmt14_en_de) LENPEN=0.4 COMPOUND=(--compound-split) ;;
+    wmt14_en_de|wmt14_en_de_define) LENPEN=0.4 COMPOUND=(--compound-split) ;;
     wmt14_en_fr) LENPEN=0.9 COMPOUND=() ;;
     wmt16_en_ro) LENPEN=1.0 COMPOUND=(--romanian) ;;
     iwslt14_de_en) LENPEN=1.0 COMPOUND=() ;;
-    *) die "unknown dataset $DATASET: iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro or wikitext103" ;;
+    *) die "unknown dataset $DATASET: iwslt14_de_en, wmt14_en_de, wmt14_en_de_define, wmt14_en_fr, wmt16_en_ro, wikitext103, wikitext103_lstm, wikitext103_txl or ptb" ;;
 esac
 test_bin=$(ls "$DATA"/test.*-*.*.bin 2>/dev/null | head -n 1) || true
 [ -n "$test_bin" ] || die "no test set binaries (test.SRC-TGT.*.bin) in $DATA"

@@ -93,6 +93,16 @@ def test_evaluate_language_model_reports_perplexity(lm_data, tmp_path):
     assert float(re.search(r"Perplexity: ([\d.]+)", proc.stdout).group(1)) < 100
 
 
+def test_evaluate_penn_treebank_lstm(lm_data, tmp_path):
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lstm_lm_small", "--max-update", 60,
+            "--save-dir", tmp_path)
+    proc = script("evaluate.sh", "ptb", tmp_path, env={"DATA_DIR": str(lm_data / "bin")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(re.search(r"Perplexity: ([\d.]+)", proc.stdout).group(1)) < 100
+    assert "--context-window', '70'" in (tmp_path / "eval_lm.log").read_text() or "context_window': 70" in \
+        (tmp_path / "eval_lm.log").read_text()
+
+
 def test_evaluate_explains_missing_pieces(tmp_path):
     proc = script("evaluate.sh", "wmt14_en_de", tmp_path, env={"DATA_DIR": str(tmp_path / "none")})
     assert proc.returncode != 0 and "run bash data-prep/wmt14_en_de.sh first" in proc.stderr
