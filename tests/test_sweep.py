@@ -50,3 +50,10 @@ def test_collect_sweep_explains_an_empty_directory(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect_sweep.py"), str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "holds no sweep jobs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_sweep_is_named_with_the_choices(tmp_path):
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), "ptb", "+sweep=define_colour"],
+                          capture_output=True, text=True, env=dict(os.environ, SAVE_DIR=str(tmp_path / "s")))
+    assert proc.returncode == 1 and "no sweep configs/sweep/define_colour.yaml" in proc.stderr
+    assert "define_transform" in proc.stderr and not (tmp_path / "s").exists()
