@@ -2,10 +2,11 @@
 
 - ``delight_fairseq.modules``: the building blocks, plain ``torch.nn`` (no fairseq);
 - the fairseq plugin, ``delight_fairseq.models``: registers ``delight_transformer``,
-  ``define_lm`` and ``--lr-scheduler linear``, and applies the fixes of ``_compat``. It is
-  loaded by ``--user-dir delight_fairseq`` (fairseq is imported then, so importing this
-  package registers it), by ``import delight_fairseq.models``, or on first use of
-  ``delight_fairseq.DeLighTTransformerModel`` / ``DefineLanguageModel``.
+  ``define_lm``, ``define_lstm_lm``, ``define_transformer``, ``define_transformer_xl`` and
+  ``--lr-scheduler linear``, and applies the fixes of ``_compat``. It is loaded by
+  ``--user-dir delight_fairseq`` (fairseq is imported then, so importing this package
+  registers it), by ``import delight_fairseq.models``, or on first use of one of the hub
+  classes in ``MODELS`` (``delight_fairseq.DeLighTTransformerModel``, ...).
 
 Importing the building blocks alone imports no fairseq and changes nothing outside.
 """
@@ -14,18 +15,22 @@ import sys
 from .errors import ConfigError
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "DeLighTTransformerModel", "DefineLanguageModel"]
+# the models' hub classes (``from_pretrained``), each imported (and the plugin registered) on first use
+MODELS = {
+    "DeLighTTransformerModel": "delight_transformer",
+    "DefineLanguageModel": "define_lm",
+    "DefineLSTMLanguageModel": "define_lstm_lm",
+    "DefineTransformerModel": "define_transformer",
+    "DefineTransformerXLLanguageModel": "define_transformer_xl",
+}
+__all__ = ["ConfigError", *MODELS]
 
 
 def __getattr__(name):
-    if name == "DeLighTTransformerModel":
-        from .models.delight_transformer import DeLighTTransformerModel
+    if name in MODELS:
+        import importlib
 
-        return DeLighTTransformerModel
-    if name == "DefineLanguageModel":
-        from .models.define_lm import DefineLanguageModel
-
-        return DefineLanguageModel
+        return getattr(importlib.import_module(f"{__name__}.models.{MODELS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

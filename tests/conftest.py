@@ -70,6 +70,15 @@ TOY_TRAIN_ARGS = [
 ]
 
 
+# define_transformer_small on the toy corpus (fairseq's transformer options)
+DEFINE_TRANSFORMER_TRAIN_ARGS = [
+    "--user-dir", PLUGIN, "--cpu", "--arch", "define_transformer_small", "--dropout", 0.0, "--optimizer", "adam",
+    "--adam-betas", "(0.9,0.98)", "--lr", 3e-3, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 50,
+    "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1, "--max-tokens", 2000, "--seed", 1,
+    "--num-workers", 0, "--log-format", "simple", "--log-interval", 100, "--no-epoch-checkpoints",
+]
+
+
 @pytest.fixture(scope="session")
 def toy_bin(tmp_path_factory) -> Path:
     """The demo's synthetic reversal corpus, binarised with a joined dictionary."""

@@ -9,15 +9,12 @@ import sacrebleu
 import torch
 from fairseq import options
 
-from conftest import PLUGIN, REPO, num_params, run_cli
+from conftest import DEFINE_TRANSFORMER_TRAIN_ARGS as TRAIN, PLUGIN, REPO, num_params, run_cli
 from delight_fairseq.errors import ConfigError
 from delight_fairseq.models.delight_transformer import WMT14_EN_DE_VOCAB
 from delight_fairseq.stats import dictionary_of_size
 
-TRAIN = ["--user-dir", PLUGIN, "--cpu", "--arch", "define_transformer_small", "--dropout", 0.0, "--optimizer", "adam",
-         "--adam-betas", "(0.9,0.98)", "--lr", 3e-3, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 50,
-         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1, "--max-tokens", 2000, "--seed", 1,
-         "--num-workers", 0, "--log-format", "simple", "--log-interval", 100, "--no-epoch-checkpoints"]
+
 
 
 def build(arch: str, vocab: int = 200, *extra, seed: int = 0):

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from conftest import LM_TRAIN_ARGS, TOY_TRAIN_ARGS, run_cli
+from conftest import DEFINE_TRANSFORMER_TRAIN_ARGS, LM_TRAIN_ARGS, TOY_TRAIN_ARGS, run_cli
 
 
 def test_translate_from_python(toy_checkpoint, toy_bin):
@@ -26,6 +26,19 @@ def test_score_and_sample_a_language_model_from_python(lm_data, tmp_path):
     assert scores.shape == (3,) and torch.all(scores < 0)  # w18, w68 and </s>, each given what precedes it
     sample = lm.sample("w94 w18", sampling=True, sampling_topk=3, beam=1, max_len_b=4).split()
     assert sample[:2] == ["w94", "w18"] and len(sample) > 2
+
+
+def test_the_define_lstm_and_transformer_from_python(lm_data, toy_bin, tmp_path):
+    from delight_fairseq import DefineLSTMLanguageModel, DefineTransformerModel
+
+    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lstm_lm_small", "--max-update", 30,
+            "--save-dir", tmp_path / "lstm")
+    lm = DefineLSTMLanguageModel.from_pretrained(str(tmp_path / "lstm"), "checkpoint_last.pt", str(lm_data / "bin"))
+    assert lm.score("w94 w18 w68")["positional_scores"].shape == (3,)
+    assert lm.sample("w94 w18", beam=2, max_len_b=3).split()[:2] == ["w94", "w18"]
+    run_cli("train", toy_bin, *DEFINE_TRANSFORMER_TRAIN_ARGS, "--max-update", 5, "--save-dir", tmp_path / "mt")
+    mt = DefineTransformerModel.from_pretrained(str(tmp_path / "mt"), "checkpoint_last.pt", str(toy_bin))
+    assert len(mt.translate("a1 a2 a3", beam=2).split()) >= 1
 
 
 def test_two_workers_equal_one_worker_with_update_freq_2(toy_bin, tmp_path):
