@@ -9,6 +9,7 @@ and when it can go.
 | ``np.compat.long`` | fairseq 0.12's TokenBlockDataset / LanguagePairDataset use it; NumPy 2 removed ``np.compat`` | fairseq stops using it (fixed upstream after 0.12) or NumPy < 2 |
 | keep the last batch | fairseq 0.12 drops a last batch whose size is not a multiple of ``--required-batch-size-multiple`` (fairseq issue #5036): fairseq-generate silently skipped up to 7 test sentences | fixed in fairseq (issue #5036) |
 | ``--bf16`` without torch_xla | fairseq 0.12's ``--bf16`` implies ``--tpu`` and dies in torch_xla's absence: say so and what works | fairseq stops implying ``--tpu`` |
+| ``truncated_bptt_lm`` takes ``from_checkpoint`` | fairseq's ``examples/truncated_bptt`` task (``define_transformer_xl``'s) does not accept the ``from_checkpoint`` that ``from_pretrained`` (hub_utils) passes to every task | fixed in fairseq's example |
 | ``sys.excepthook`` | an uncaught ``ConfigError`` (or fairseq's "sample is invalid" size error) is printed as one line, not a traceback from deep inside fairseq | never: it is the plugin's error reporting |
 """
 import argparse
@@ -38,6 +39,10 @@ def apply() -> None:
         data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
     if not getattr(fairseq.utils.get_tpu_device, "_delight_fairseq", False):
         fairseq.utils.get_tpu_device = _explain_missing_xla(fairseq.utils.get_tpu_device)
+    from fairseq.examples.truncated_bptt.truncated_bptt_lm_task import TruncatedBPTTLMTask
+
+    if not getattr(TruncatedBPTTLMTask.__init__, "_delight_fairseq", False):
+        TruncatedBPTTLMTask.__init__ = _drop_from_checkpoint(TruncatedBPTTLMTask.__init__)
     if not getattr(sys.excepthook, "_delight_fairseq", False):
         sys.excepthook = _report_config_errors(sys.excepthook)
 
@@ -51,6 +56,14 @@ def _keep_last_batch(batch_by_size):
         if fixed_shapes is None and covered < len(indices):  # batches split `indices` in order
             batches.append(indices[covered:])
         return batches
+
+    wrapper._delight_fairseq = True
+    return wrapper
+
+
+def _drop_from_checkpoint(init):
+    def wrapper(self, cfg, from_checkpoint=False, **kwargs):
+        init(self, cfg, **kwargs)
 
     wrapper._delight_fairseq = True
     return wrapper

@@ -75,3 +75,9 @@ def test_trains_and_evaluates_through_fairseq(lm_data, tmp_path):
                   "--tokens-per-sample", 16, "--model-overrides", '{"mem_len":64,"clamp_len":48,"same_length":True}')
     ppl = float(re.search(r"Perplexity: ([\d.]+)", out.stderr).group(1))
     assert ppl < 154 / 10, f"test perplexity {ppl} (unigram ~154)"
+    # from Python (fairseq's hub interface; the task's from_checkpoint fix in _compat)
+    from delight_fairseq import DefineTransformerXLLanguageModel
+
+    lm = DefineTransformerXLLanguageModel.from_pretrained(str(save), "checkpoint_last.pt", str(lm_data / "bin"))
+    assert lm.sample("w94 w18", beam=2, max_len_b=3).split()[:2] == ["w94", "w18"]
+    assert torch.all(lm.score("w94 w18 w68")["positional_scores"] < 0)
