@@ -7,16 +7,13 @@ best validation loss so far on ``checkpoint_utils.save_checkpoint.best``, so wit
 """
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import yaml
 
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # hydra < 1.1 has no callbacks; the sweeps need 1.1+
-    Callback = object
+from hydra.experimental.callback import Callback
 
 VALID = re.compile(r"valid on 'valid' subset \| .*?\| ppl ([\d.]+)")
 
@@ -42,11 +39,10 @@ class Job:
     params: int
     valid_ppl: Optional[float]
     test_ppl: Optional[float] = None
-    extra: Dict[str, float] = field(default_factory=dict)
 
 
 def job_dirs(sweep_dir: Path) -> List[Path]:
-    """The job directories of a sweep (``N/`` with a ``.hydra/`` and a checkpoint), by number."""
+    """The job directories of a sweep (``N/`` holding ``.hydra/overrides.yaml``), by number."""
     jobs = [p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra" / "overrides.yaml").exists()]
     return sorted(jobs, key=lambda p: (len(p.name), p.name))
 

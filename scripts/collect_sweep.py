@@ -26,7 +26,7 @@ def test_ppl(checkpoint: Path, data: Path, tokens_per_sample: int) -> float:
     proc = subprocess.run(
         [sys.executable, "-m", "fairseq_cli.eval_lm", str(data), "--user-dir", str(PLUGIN), "--path", str(checkpoint),
          "--gen-subset", "test", "--tokens-per-sample", str(tokens_per_sample), "--max-tokens", "4096",
-         "--cpu" if not _cuda() else "--num-workers=0"],
+         *([] if _cuda() else ["--cpu"])],
         capture_output=True, text=True,
     )
     found = re.search(r"Perplexity: ([\d.]+)", proc.stderr + proc.stdout)

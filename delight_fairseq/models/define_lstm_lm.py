@@ -30,7 +30,7 @@ from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import check_adaptive, cutoffs
 from .builders import define_embedding, preset_arch
 from .checkpoint_fit import check_lm_fits
-from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
+from .delight_config import DeFINEHostOptions, _flag, check_define_host, check_dropouts, raise_if
 
 DROPOUTS = ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout", "define_dropout",
             "adaptive_softmax_dropout")
@@ -78,8 +78,7 @@ def validate_lstm_config(cfg, vocab_size: int) -> None:
     if cfg.decoder_output_dim is not None and cfg.decoder_output_dim < 1:
         errors.append(f"{_flag('decoder_output_dim')} must be >= 1, got {cfg.decoder_output_dim}")
     if cfg.define_embedding:
-        errors += check_activation(cfg, "define_activation_fn")
-        errors += check_define(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
+        errors += check_define_host(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
     errors += check_adaptive(cfg, vocab_size)
     if cfg.share_decoder_input_output_embed and cfg.adaptive_input:
         errors.append(f"{_flag('share_decoder_input_output_embed')} ties a lookup: with {_flag('adaptive_input')} "

@@ -23,7 +23,7 @@ from fairseq.utils import safe_getattr
 from omegaconf import OmegaConf
 
 from .builders import define_embedding, lookup_table, preset_arch
-from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
+from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
 
 
 @dataclass
@@ -54,10 +54,10 @@ class DefineTransformerModel(TransformerModel):
         define_defaults(args)
         if args.define_embedding:
             base_architecture(args)
-            errors = check_dropouts(args, ("define_dropout",)) + check_activation(args, "define_activation_fn")
+            errors = []
             for side in ("encoder", "decoder"):
-                errors += check_define(args, args.define_map_dim, getattr(args, f"{side}_embed_dim"),
-                                       _flag(f"{side}_embed_dim"))
+                errors += check_define_host(args, args.define_map_dim, getattr(args, f"{side}_embed_dim"),
+                                            _flag(f"{side}_embed_dim"))
             raise_if(errors, "define_transformer")
             args.no_scale_embedding = True  # the map scales its own lookup by sqrt(n)
             if args.share_all_embeddings or args.share_decoder_input_output_embed:

@@ -26,7 +26,7 @@ from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from ..errors import ConfigError
 from .builders import define_embedding, preset_arch
 from .checkpoint_fit import check_fits
-from .delight_config import DeFINEHostOptions, _flag, check_activation, check_define, check_dropouts, raise_if
+from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
 
 TRANSFORMERS_NEEDED = ("define_transformer_xl needs Hugging Face transformers with Transformer-XL (>= 4.30, < 4.36: "
                        "4.36 moved it to models/deprecated/, 5.0 removed it): pip install 'transformers>=4.30,<4.36'")
@@ -114,8 +114,7 @@ class DefineTransformerXLLanguageModel(TransformerXLLanguageModel):
         if cfg.define_embedding:
             if cfg.div_val != 1:
                 errors.append(f"{_flag('define_embedding')} expands one n-wide lookup: set {_flag('div_val')} 1")
-            errors += check_define(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, _flag("d_model"))
-            errors += check_dropouts(cfg, ("define_dropout",)) + check_activation(cfg, "define_activation_fn")
+            errors += check_define_host(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, _flag("d_model"))
         raise_if(errors, "define_transformer_xl")
         return cls(DefineTransformerXLDecoder(cfg, task))
 

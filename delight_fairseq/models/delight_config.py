@@ -195,6 +195,13 @@ def check_define(cfg, map_dim: int, model_dim: int, model_dim_flag: str) -> List
     return []
 
 
+def check_define_host(cfg, map_dim: int, model_dim: int, model_dim_flag: str) -> List[str]:
+    """A ``DeFINEHostOptions`` model's DeFINE: its own dropout and activation, then
+    ``check_define`` against the map dim ``n`` and model dim ``d``."""
+    errors = check_dropouts(cfg, ("define_dropout",)) + check_activation(cfg, "define_activation_fn")
+    return errors + check_define(cfg, map_dim, model_dim, model_dim_flag)
+
+
 def validate_config(cfg) -> None:
     """Raise ``ConfigError`` naming the option for every impossible setting, before
     anything is built."""
