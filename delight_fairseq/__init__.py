@@ -3,10 +3,11 @@
 - ``delight_fairseq.modules``: the building blocks, plain ``torch.nn`` (no fairseq);
 - the fairseq plugin, ``delight_fairseq.models``: registers ``delight_transformer``,
   ``define_lm``, ``define_lstm_lm``, ``define_transformer``, ``define_transformer_xl`` and
-  ``--lr-scheduler linear``, and applies the fixes of ``_compat``. It is loaded by
-  ``--user-dir delight_fairseq`` (fairseq is imported then, so importing this package
-  registers it), by ``import delight_fairseq.models``, or on first use of one of the hub
-  classes in ``MODELS`` (``delight_fairseq.DeLighTTransformerModel``, ...).
+  ``--lr-scheduler linear``, and applies the fixes of ``_compat``. Importing this package
+  loads it as soon as fairseq is loaded, in either order: at once when fairseq is already
+  imported (``--user-dir delight_fairseq``), else right after ``import fairseq``
+  (``_autoload``). ``import delight_fairseq.models`` and the hub classes in ``MODELS``
+  (``delight_fairseq.DeLighTTransformerModel``, ...) load it too.
 
 Importing the building blocks alone imports no fairseq and changes nothing outside.
 """
@@ -36,3 +37,7 @@ def __getattr__(name):
 
 if "fairseq" in sys.modules:  # loaded by fairseq (--user-dir) or next to it: register the plugin now
     from . import models  # noqa: E402,F401
+else:  # register it when fairseq is imported (``_autoload``), so that every fairseq API sees it
+    from . import _autoload  # noqa: E402
+
+    _autoload.watch()

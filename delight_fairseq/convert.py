@@ -17,17 +17,18 @@ written under a temporary name and renamed, so a partial file never exists.
 """
 import argparse
 import os
-import pickle
 import re
 import sys
 import warnings
 from types import SimpleNamespace
 from typing import Callable, Dict, List, Tuple
 
+import numpy as np
 import torch
 
 from . import models  # noqa: F401  (the models the converted checkpoints name)
 from .errors import ConfigError
+from .safe_load import load_fork_checkpoint
 from .stats import dictionary_of_size
 
 # The fork's module and parameter names -> ours, applied in order (a DExTra's inner names
@@ -221,13 +222,15 @@ def language_model_options(args) -> Dict[str, object]:
 
 
 def _task_of(args) -> str:
-    arch = getattr(args, "arch", "")
-    if getattr(args, "task", None) == "language_modeling" or arch.startswith("delight_transformer_lm"):
+    """The fork's models are ``delight_transformer`` (translation) and ``delight_transformer_lm``,
+    each with its named architectures; any other architecture is another model's checkpoint."""
+    arch = str(getattr(args, "arch", ""))
+    if arch.startswith("delight_transformer_lm"):
         return "language_modeling"
-    if getattr(args, "task", None) == "translation" or arch.startswith("delight_transformer"):
+    if arch.startswith("delight_transformer"):
         return "translation"
     raise ConfigError(f"the checkpoint's architecture {arch!r} (task {getattr(args, 'task', None)!r}) is not one of the "
-                      "authors' DeLighT models (delight_transformer*, delight_transformer_lm*)")
+                      "authors' DeLighT models (delight_transformer*, delight_transformer_lm*): it cannot be converted")
 
 
 def fairseq_cfg(args) -> Tuple[object, str]:
@@ -272,35 +275,20 @@ def _dictionary_sizes(fork_state: Dict[str, torch.Tensor], lm: bool) -> Dict[str
         bands = sorted((k for k in fork_state if re.fullmatch(r"decoder\.embed_tokens\.map_layer\.embeddings\.\d+\.weight", k)))
         if bands:
             return {"target": sum(fork_state[k].shape[0] for k in bands)}
-        return {"target": fork_state["decoder.embed_tokens.map_layer.weight"].shape[0]}
-    return {"source": fork_state["encoder.embed_tokens.map_layer.weight"].shape[0],
-            "target": fork_state["decoder.embed_tokens.map_layer.weight"].shape[0]}
-
-
-class _LenientUnpickler(pickle.Unpickler):
-    """fairseq 0.9 checkpoints pickle objects of modules that no longer exist (e.g.
-    ``fairseq.meters.AverageMeter`` in ``extra_state``): load those as placeholders."""
-
-    def find_class(self, module, name):
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_Missing,), {"__module__": module})
-
-
-class _Missing:
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
-_lenient_pickle = SimpleNamespace(Unpickler=_LenientUnpickler, load=pickle.load, __name__="pickle")
+        tables = {"target": "decoder.embed_tokens.map_layer.weight"}
+    else:
+        tables = {"source": "encoder.embed_tokens.map_layer.weight", "target": "decoder.embed_tokens.map_layer.weight"}
+    missing = [k for k in tables.values() if k not in fork_state]
+    if missing:
+        raise ConfigError(f"the checkpoint's weights have no {missing[0]} (the lookup table its options describe): "
+                          "a damaged checkpoint, or another model's")
+    return {side: fork_state[k].shape[0] for side, k in tables.items()}
 
 
 def _plain(value):
     """``value`` if it is made of plain Python data (loadable with ``weights_only``), else None."""
+    if isinstance(value, np.generic):  # fairseq 0.9 saved NumPy scalars (e.g. a loss)
+        return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
@@ -312,17 +300,37 @@ def _plain(value):
 
 
 def load_authors_checkpoint(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise ConfigError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lenient_pickle)
-    except Exception as e:  # not a torch file at all
-        raise ConfigError(f"{path} is not a readable torch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("args"), argparse.Namespace):
-        kind = "a fairseq 0.12 checkpoint (it has 'cfg'): it needs no conversion" if isinstance(state, dict) and state.get("cfg") else \
+    """The fork's checkpoint, read without running code from it (``safe_load``), its
+    ``args`` wrapped so that a missing option is one clear error."""
+    state = load_fork_checkpoint(path)
+    if "model" not in state or not isinstance(state.get("args"), argparse.Namespace):
+        kind = "a fairseq 0.12 checkpoint (it has 'cfg'): it needs no conversion" if state.get("cfg") else \
             "not a checkpoint of the authors' fork (no 'args' Namespace and 'model' state dict)"
         raise ConfigError(f"{path} is {kind}")
+    if not isinstance(state["model"], dict) or not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
+        raise ConfigError(f"{path}: its 'model' is not a state dict of tensors")
+    state["args"] = ForkArgs(state["args"], path)
     return state
+
+
+class MissingOption(ConfigError, AttributeError):
+    """An option the fork's checkpoint does not hold: a ``ConfigError`` where it is needed,
+    an ``AttributeError`` for ``getattr(args, name, default)`` and ``hasattr``."""
+
+
+class ForkArgs(argparse.Namespace):
+    """The fork's stored options; reading one it does not hold raises ``MissingOption``
+    naming it (a damaged checkpoint, or one of another fairseq model)."""
+
+    def __init__(self, namespace: argparse.Namespace, path: str):
+        super().__init__(**vars(namespace))
+        self._path = path
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise MissingOption(f"{self._path}: its stored options (args) lack --{name.replace('_', '-')}, which every "
+                          "checkpoint of the authors' DeLighT models holds: a damaged checkpoint, or another model's")
 
 
 def convert(state: dict):
@@ -330,6 +338,11 @@ def convert(state: dict):
     cfg, task = fairseq_cfg(state["args"])
     lm = task == "language_modeling"
     sizes = _dictionary_sizes(state["model"], lm)
+    if not lm and cfg.model.share_all_embeddings and sizes["source"] != sizes["target"]:
+        raise ConfigError(
+            f"the checkpoint's options share all embeddings (--share-all-embeddings), but its source table has "
+            f"{sizes['source']:,} rows and its target table {sizes['target']:,}: one table cannot serve both; "
+            "a converted model could not load (retrain with a joined dictionary, or fix the stored args)")
     model = build_model(cfg, {k: dictionary_of_size(n) for k, n in sizes.items()})
     return cfg, model, convert_state_dict(state["model"], model, lm)
 

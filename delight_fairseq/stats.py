@@ -11,7 +11,6 @@ DeLighT authors count them (DESIGN.md, "MACs"):
 
 Counts come from forward hooks on what actually runs, so they follow the model as built.
 """
-import os
 from argparse import Namespace
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import torch.nn as nn
 
 from .errors import ConfigError
 from .modules import GroupLinear, SingleHeadAttention
+from .safe_load import load_checkpoint
 
 
 @dataclass
@@ -182,11 +182,10 @@ def build_from_checkpoint(path: str):
 
     from . import models  # noqa: F401  (registers the models)
 
-    if not os.path.isfile(path):
-        raise ConfigError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not state.get("cfg"):
-        raise ConfigError(f"{path} has no fairseq 0.12 config (a checkpoint of the authors' fork? convert it first)")
+    state = load_checkpoint(path)
+    if not state.get("cfg") or not isinstance(state.get("model"), dict):
+        raise ConfigError(f"{path} has no fairseq 0.12 config and model (a checkpoint of the authors' fork? convert "
+                          "it first with scripts/convert_authors_checkpoint.py)")
     if isinstance(state["cfg"].get("model"), Namespace):  # a model without a dataclass (define_transformer) via the CLI
         state["cfg"]["model"] = vars(state["cfg"]["model"])
     cfg = OmegaConf.create(state["cfg"])

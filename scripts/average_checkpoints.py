@@ -14,13 +14,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import delight_fairseq.models  # noqa: E402,F401  (the plugin: lets torch load fairseq checkpoints with weights_only)
+from delight_fairseq import ConfigError  # noqa: E402
+from delight_fairseq.safe_load import load_checkpoint  # noqa: E402
 
 BY_UPDATES = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
 BY_EPOCH = re.compile(r"checkpoint(\d+)\.pt$")
 
 
 def last_checkpoints(folder: Path, num: int):
+    if not folder.is_dir():
+        raise SystemExit(f"average_checkpoints: no checkpoint directory {folder}")
     for pattern in (BY_UPDATES, BY_EPOCH):
         found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.search(p.name)))
         if found:
@@ -35,11 +38,14 @@ def last_checkpoints(folder: Path, num: int):
 
 
 def average(paths):
-    states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    states = [load_checkpoint(str(p)) for p in paths]
+    for p, s in zip(paths, states):
+        if not isinstance(s.get("model"), dict):
+            raise ConfigError(f"{p} holds no model weights ('model')")
     keys = list(states[-1]["model"])
     for p, s in zip(paths, states):
         if list(s["model"]) != keys:
-            raise SystemExit(f"average_checkpoints: {p} has other parameters than {paths[-1]}: not the same model")
+            raise ConfigError(f"{p} has other parameters than {paths[-1]}: not the same model")
     out = dict(states[-1])  # config, dictionary sizes etc. of the newest
     out["model"] = {
         k: (sum(s["model"][k].double() for s in states) / len(states)).to(states[-1]["model"][k].dtype)
@@ -57,7 +63,10 @@ def main(argv=None):
     p.add_argument("--output", type=Path, required=True)
     args = p.parse_args(argv)
     paths = last_checkpoints(args.folder, args.num)
-    state = average(paths)
+    try:
+        state = average(paths)
+    except ConfigError as e:
+        raise SystemExit(f"average_checkpoints: {e}") from None
     tmp = args.output.with_name(args.output.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, args.output)

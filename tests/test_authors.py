@@ -6,7 +6,6 @@ import copy
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,14 @@ from fairseq.data import Dictionary
 from conftest import PLUGIN, REPO, run_cli
 from delight_fairseq.convert import build_model, convert_checkpoint, fairseq_cfg, our_name
 from delight_fairseq.models.delight_config import ConfigError
+from delight_fairseq.safe_load import load_fork_checkpoint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "authors"
 CONVERT = [sys.executable, str(REPO / "scripts" / "convert_authors_checkpoint.py")]
 
 
 def fork_checkpoint(kind: str) -> dict:
-    return torch.load(FIXTURES / kind / "checkpoint.pt", map_location="cpu", weights_only=False)
+    return load_fork_checkpoint(str(FIXTURES / kind / "checkpoint.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def load(path, data):
 
 def test_translation_checkpoint_gives_the_forks_outputs(converted):
     model, task = load(*converted["mt"])
-    batch = torch.load(FIXTURES / "mt" / "batch.pt", weights_only=False)
+    batch = torch.load(FIXTURES / "mt" / "batch.pt", weights_only=True)
     with torch.no_grad():
         enc = model.encoder(batch["src_tokens"], batch["src_lengths"])
         logits, extra = model.decoder(batch["prev_output_tokens"], enc)
@@ -70,7 +70,7 @@ def test_translation_checkpoint_gives_the_forks_outputs(converted):
 
 def test_language_model_checkpoint_gives_the_forks_outputs(converted):
     model, task = load(*converted["lm"])
-    batch = torch.load(FIXTURES / "lm" / "batch.pt", weights_only=False)
+    batch = torch.load(FIXTURES / "lm" / "batch.pt", weights_only=True)
     with torch.no_grad():
         log_probs = model.get_normalized_probs(model(batch["src_tokens"]), log_probs=True)
     torch.testing.assert_close(log_probs, batch["log_probs"], atol=1e-4, rtol=0)
@@ -162,7 +162,7 @@ def test_unsupported_options_are_one_clear_error_and_nothing_is_written(tmp_path
 def test_the_converter_refuses_what_it_cannot_read_or_would_overwrite(tmp_path, converted):
     with pytest.raises(ConfigError, match="needs no conversion"):
         convert_checkpoint(str(converted["mt"][0]), str(tmp_path / "x.pt"))
-    with pytest.raises(ConfigError, match="no checkpoint at"):
+    with pytest.raises(ConfigError, match="no checkpoint of the authors. fork at"):
         convert_checkpoint(str(tmp_path / "missing.pt"), str(tmp_path / "x.pt"))
     existing = tmp_path / "existing.pt"
     existing.write_text("keep me")
@@ -176,29 +176,6 @@ def test_the_converter_refuses_what_it_cannot_read_or_would_overwrite(tmp_path, 
     with pytest.raises(ConfigError, match="the checkpoint.s options do not describe its weights"):
         convert_checkpoint(str(_save(state, tmp_path / "fork.pt")), str(tmp_path / "y.pt"))
     assert not (tmp_path / "y.pt").exists()
-
-
-def test_objects_of_modules_gone_since_fairseq_09_do_not_stop_the_conversion(tmp_path):
-    """fairseq 0.9 pickled its meters (fairseq.meters.AverageMeter) into extra_state."""
-    module = types.ModuleType("fairseq_09_meters")
-
-    class AverageMeter:
-        def __init__(self):
-            self.avg = 1.5
-
-    AverageMeter.__module__, AverageMeter.__qualname__ = module.__name__, "AverageMeter"
-    module.AverageMeter = AverageMeter
-    sys.modules[module.__name__] = module
-    try:
-        state = fork_checkpoint("lm")
-        state["extra_state"] = {"train_iterator": {"epoch": 3}, "train_meters": {"loss": AverageMeter()}}
-        src = _save(state, tmp_path / "fork.pt")
-    finally:
-        del sys.modules[module.__name__]
-    convert_checkpoint(str(src), str(tmp_path / "out.pt"))
-    out = torch.load(tmp_path / "out.pt", weights_only=True)
-    assert out["extra_state"]["train_iterator"] == {"epoch": 3}
-    assert "loss" not in out["extra_state"]["train_meters"]
 
 
 def test_the_fork_options_map_onto_ours():

@@ -71,3 +71,19 @@ def test_task_build_model_takes_an_argparse_namespace(toy_bin, lm_data):
         hydra = task.build_model(convert_namespace_to_omegaconf(args).model)
         assert [(k, v.shape) for k, v in legacy.state_dict().items()] == [(k, v.shape) for k, v in hydra.state_dict().items()]
         assert all(torch.equal(a, b) for a, b in zip(legacy.state_dict().values(), hydra.state_dict().values()))
+
+
+def test_one_import_in_any_order_lets_fairseq_load_a_trained_checkpoint(toy_checkpoint, toy_bin):
+    """``import delight_fairseq`` before or after fairseq: fairseq's own checkpoint loader
+    finds the plugin's models (before, the package registered nothing: KeyError '_name');
+    the building blocks alone still import no fairseq."""
+    load = ("from fairseq import checkpoint_utils\n"
+            f"models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([{str(toy_checkpoint / 'checkpoint_best.pt')!r}],"
+            f" arg_overrides={{'data': {str(toy_bin)!r}}})\n"
+            "print(type(models[0]).__name__, cfg.model._name)\n")
+    expected = "DeLighTTransformerModel delight_transformer_wmt14_en_de_128"
+    assert run("import delight_fairseq\n" + load).splitlines()[-1] == expected
+    assert run(load.replace("from fairseq import checkpoint_utils\n",
+                            "from fairseq import checkpoint_utils\nimport delight_fairseq\n")).splitlines()[-1] == expected
+    assert run("import sys, delight_fairseq, delight_fairseq.modules\n"
+               "print([m for m in sys.modules if m.split('.')[0] == 'fairseq'])") == "[]"

@@ -95,7 +95,7 @@ def test_recipe_composes_to_the_authors_settings(model):
 
 
 def test_every_gpu_count_keeps_the_tokens_per_update():
-    for family, gpus in [("wmt", (1, 4, 8)), ("enro", (1, 4, 8)), ("lm", (1, 4, 8))]:
+    for family, gpus in [("wmt", (1, 4, 8, 16)), ("enro", (1, 4, 8)), ("lm", (1, 4, 8, 16))]:
         dataset = {"wmt": "wmt14_en_de", "enro": "wmt16_en_ro", "lm": "wikitext103"}[family]
         sizes = set()
         for n in gpus:
