@@ -180,15 +180,21 @@ iwslt_pipeline() {
     step binarize binarize "$src" "$tgt" --separate
 }
 
-# wmt_pipeline SRC TGT MERGES VALID_EVERY [--romanian-target] : fairseq's prepare-wmt14en2*.sh after
-# $WORK/text/{all,test}.{SRC,TGT} (and valid.* when the corpus has a dev set, VALID_EVERY 0):
-# the training text punctuation-normalised, non-printing characters removed and tokenised
-# with hyphens split (-a), the test text only tokenised (-a); every VALID_EVERY-th training
-# pair is valid; joint BPE; train and valid cleaned after BPE (1-250 tokens, ratio 1.5); test
+# wmt_pipeline SRC TGT MERGES VALID_EVERY [--romanian-target] [--keep-valid] : fairseq's
+# prepare-wmt14en2*.sh after $WORK/text/{all,test}.{SRC,TGT} (and valid.* when the corpus has a
+# dev set, VALID_EVERY 0): the training text punctuation-normalised, non-printing characters
+# removed and tokenised with hyphens split (-a), the test text only tokenised (-a); every
+# VALID_EVERY-th training pair is valid; joint BPE; train and valid cleaned after BPE (1-250
+# tokens, ratio 1.5; --keep-valid: a dev set that is scored is kept whole, as test); test
 # untouched; one joined dictionary
 wmt_pipeline() {
-    local src=$1 tgt=$2 merges=$3 every=$4 ro=() split l
-    [ "${5:-}" = --romanian-target ] && ro=(--romanian)
+    local src=$1 tgt=$2 merges=$3 every=$4 ro=() split l clean=(train valid) arg
+    for arg in "${@:5}"; do
+        case $arg in
+            --romanian-target) ro=(--romanian) ;;
+            --keep-valid) clean=(train) ;;
+        esac
+    done
     [ -d "$OUT_DIR" ] || rm -f "$WORK/.done-binarize"
     local eval_splits=(test)
     [ "$every" -eq 0 ] && eval_splits+=(valid)
@@ -205,18 +211,20 @@ wmt_pipeline() {
         for l in "$src" "$tgt"; do cp "$WORK/tok/all.$l" "$WORK/tok/train.$l"; done
     fi
     bpe "$src" "$tgt" "$merges" train valid test
-    for split in train valid; do
+    for split in "${clean[@]}"; do
         step "clean-$split" "${PREP[@]}" clean "$WORK/bpe/$split.$src" "$WORK/bpe/$split.$tgt" \
             "$WORK/bpe/$split.clean.$src" "$WORK/bpe/$split.clean.$tgt" --max 250
     done
+    local valid="$WORK/bpe/valid.clean"
+    [ ${#clean[@]} -eq 1 ] && valid="$WORK/bpe/valid"
     step binarize preprocess "dict.$src.txt" --source-lang "$src" --target-lang "$tgt" --joined-dictionary \
-        --trainpref "$WORK/bpe/train.clean" --validpref "$WORK/bpe/valid.clean" --testpref "$WORK/bpe/test"
+        --trainpref "$WORK/bpe/train.clean" --validpref "$valid" --testpref "$WORK/bpe/test"
 }
 
 # wmt_text SRC TGT "TRAIN_PREFIX..." TEST_SRC_SGM TEST_REF_SGM [DEV_SRC_SGM DEV_REF_SGM] :
 # $WORK/text/all.{SRC,TGT} (the training corpora one after the other; every TRAIN_PREFIX has
 # .SRC and .TGT files, or .SRC.gz/.TGT.gz), test.{SRC,TGT} and, with a dev set, valid.*;
-# test.ref.TGT is the references' plain text, to score against
+# test.ref.TGT (valid.ref.TGT) is the references' plain text, to score against
 wmt_text() {
     local src=$1 tgt=$2 prefixes=($3) test_src=$4 test_ref=$5 dev_src=${6:-} dev_ref=${7:-} l p gz
     mkdir -p "$WORK/text"
@@ -234,6 +242,7 @@ wmt_text() {
     if [ -n "$dev_src" ]; then
         "${PREP[@]}" segments "$(locate "$dev_src")" --out "$WORK/text/valid.$src"
         "${PREP[@]}" segments "$(locate "$dev_ref")" --out "$WORK/text/valid.$tgt"
+        "${PREP[@]}" segments "$(locate "$dev_ref")" --out "$WORK/text/valid.ref.$tgt" --plain
     fi
 }
 

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -68,14 +68,46 @@ def parse_overrides(path: Path) -> Dict[str, str]:
     return out
 
 
+# The DeFINE paper's ablations (LSTM on WikiText-103, Tables 4-6): per sweep, the settings that
+# name a row and the published (params M, valid ppl, test ppl) of each row.
+PUBLISHED: Dict[str, Tuple[Tuple[str, ...], Dict[Tuple[str, ...], Tuple[float, float, float]]]] = {
+    "define_transform": (("model.define_transform",), {  # Table 4a, without the link to the map
+        ("lt",): (42.86, 39.89, 41.19), ("glt",): (39.69, 44.28, 45.63), ("glt_shuffle",): (39.69, 44.08, 45.25),
+        ("hgt",): (40.73, 39.79, 40.92)}),
+    "define_mixer": (("model.define_connection",), {  # Table 4b
+        ("none",): (40.73, 39.79, 40.92), ("concat",): (40.89, 37.84, 38.91), ("split_mix",): (40.89, 36.95, 38.01)}),
+    "define_depth_width": (("define_size", "model.define_expand_dim"), {  # Table 5
+        ("n256_N3", "1024"): (33.02, 39.99, 41.17), ("n256_N3", "1536"): (33.15, 40.08, 41.25),
+        ("n256_N3", "2048"): (33.29, 40.23, 41.37), ("n384_N7", "1024"): (40.73, 36.95, 38.01),
+        ("n384_N7", "1536"): (41.86, 36.85, 37.81), ("n384_N7", "2048"): (43.19, 36.95, 37.84),
+        ("n512_N11", "1024"): (49.55, 34.94, 35.94), ("n512_N11", "1536"): (52.02, 35.25, 35.98),
+        ("n512_N11", "2048"): (55.02, 35.00, 35.92)}),
+    "define_connection": (("model.define_connection",), {  # Table 6a (residual: every layer k/2 wide)
+        ("residual",): (41.63, 38.96, 39.03), ("split_mix",): (40.89, 36.95, 38.01)}),
+    "define_reduce": (("define_reduce",), {  # Table 6b
+        ("with",): (40.89, 36.95, 38.01), ("without",): (43.91, 37.19, 38.34)}),
+}
+
+
+def published(job: Job) -> Optional[Tuple[float, float, float]]:
+    """The paper's row for a job of one of its ablation sweeps (``+sweep=NAME``), if it has one."""
+    keys, rows = PUBLISHED.get(job.overrides.get("sweep", ""), ((), {}))
+    return rows.get(tuple(job.overrides.get(k) for k in keys)) if keys else None
+
+
 def format_table(jobs: List[Job]) -> str:
-    """A markdown table: one row per job, the swept settings, params (M), valid / test ppl."""
-    columns = swept([j.overrides for j in jobs]) or ["job"]
+    """A markdown table: one row per job, the swept settings, params (M), valid / test ppl,
+    and the paper's published params / valid / test beside them for its ablation sweeps."""
+    columns = [c for c in swept([j.overrides for j in jobs]) if c != "sweep"] or ["job"]
+    paper = any(published(j) for j in jobs)
     head = [c.split(".")[-1] for c in columns] + ["params (M)", "valid ppl", "test ppl"]
+    head += ["paper params (M)", "paper valid", "paper test"] if paper else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for j in jobs:
         cells = [j.overrides.get(c, j.path.name) for c in columns]
         cells += [f"{j.params / 1e6:.2f}", _fmt(j.valid_ppl), _fmt(j.test_ppl)]
+        if paper:
+            cells += [_fmt(v) for v in (published(j) or (None, None, None))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -11,9 +11,11 @@
 # for En-Ro the references lose their diacritics as the training targets did).
 # Language model: fairseq-eval-lm on the test set with checkpoint_best.pt: wikitext103 with
 # 512 tokens per sample and a context window of 400 (the authors'); wikitext103_lstm 256 and
-# 192, ptb 140 and 70 (each LSTM recipe's segment length, more as context); wikitext103_txl as
+# 192; ptb as AWD-LSTM evaluates, one stream carrying its state through the whole test text
+# (--task bptt_lm, batch 1, segments of 70); wikitext103_txl as
 # fairseq's Transformer-XL example: 64-token segments, memory 640, clamp 400.
-# The DeFINE Transformer (wmt14_en_de_define) is scored as the DeLighT En-De runs.
+# The DeFINE Transformer (wmt14_en_de_define) is scored as the DeLighT En-De runs, on its
+# validation set (newstest2014) and its test set (newstest2017), checkpoint_best.pt (no averaging).
 # Binaries from data-bin/DATASET, or the data-bin its config names (DATA_DIR overrides);
 # outputs go to CKPT_DIR.
 # Options after -- go to fairseq-generate / fairseq-eval-lm (they override the above).
@@ -43,7 +45,7 @@ LM=()
 case $DATASET in
     wikitext103) LM=(--tokens-per-sample 512 --context-window 400 --batch-size 2) ;;
     wikitext103_lstm) LM=(--tokens-per-sample 256 --context-window 192 --batch-size 2) ;;
-    ptb) LM=(--tokens-per-sample 140 --context-window 70 --batch-size 2) ;;
+    ptb) LM=(--task bptt_lm --tokens-per-sample 70 --batch-size 1) ;;  # AWD-LSTM's: the state carried through the text
     wikitext103_txl) LM=(--task truncated_bptt_lm --batch-size 1 --required-batch-size-multiple 1 --tokens-per-sample 64
                          --model-overrides '{"mem_len":640,"clamp_len":400,"same_length":True}') ;;
 esac
@@ -72,11 +74,16 @@ if [ "$AVERAGE" -gt 1 ]; then
 else
     MODEL="$CKPT/checkpoint_best.pt"
 fi
-fairseq-generate "$DATA" --user-dir "$PLUGIN" --path "$MODEL" --source-lang "$SRC" --target-lang "$TGT" \
-    --gen-subset test --beam 5 --lenpen "$LENPEN" --remove-bpe --batch-size 128 \
-    --required-batch-size-multiple 1 "$@" > "$CKPT/generate-test.txt" 2> "$CKPT/generate-test.log" \
-    || { tail -n 20 "$CKPT/generate-test.log" >&2; die "fairseq-generate failed (log: $CKPT/generate-test.log)"; }
-RAW_REF=()
-raw="${DATA}.work/text/test.ref.$TGT"  # the references as published, which the data-prep scripts keep
-[ "$DATASET" != iwslt14_de_en ] && [ -f "$raw" ] && RAW_REF=(--raw-ref "$raw")
-"$PY" "$REPO/scripts/score_bleu.py" "$CKPT/generate-test.txt" --lang "$TGT" "${COMPOUND[@]}" "${RAW_REF[@]}"
+SUBSETS=(test)
+[ "$DATASET" = wmt14_en_de_define ] && SUBSETS=(valid test)  # the DeFINE paper: newstest2014 and newstest2017
+for subset in "${SUBSETS[@]}"; do
+    [ ${#SUBSETS[@]} -gt 1 ] && echo "$subset:"
+    fairseq-generate "$DATA" --user-dir "$PLUGIN" --path "$MODEL" --source-lang "$SRC" --target-lang "$TGT" \
+        --gen-subset "$subset" --beam 5 --lenpen "$LENPEN" --remove-bpe --batch-size 128 \
+        --required-batch-size-multiple 1 "$@" > "$CKPT/generate-$subset.txt" 2> "$CKPT/generate-$subset.log" \
+        || { tail -n 20 "$CKPT/generate-$subset.log" >&2; die "fairseq-generate failed (log: $CKPT/generate-$subset.log)"; }
+    RAW_REF=()
+    raw="${DATA}.work/text/$subset.ref.$TGT"  # the references as published, which the data-prep scripts keep
+    [ "$DATASET" != iwslt14_de_en ] && [ -f "$raw" ] && RAW_REF=(--raw-ref "$raw")
+    "$PY" "$REPO/scripts/score_bleu.py" "$CKPT/generate-$subset.txt" --lang "$TGT" "${COMPOUND[@]}" "${RAW_REF[@]}"
+done

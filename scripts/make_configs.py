@@ -50,7 +50,10 @@ def files():
         out[f"configs/model/{name}.yaml"] = _render(arch, {"model": {"_name": "define_lm", **values}})
     for arch, values in LSTM_PRESETS.items():
         name = arch.replace("define_lstm_lm_", "lstm_")
-        out[f"configs/model/{name}.yaml"] = _render(arch, {"model": {"_name": "define_lstm_lm", **values}})
+        body = {"model": {"_name": "define_lstm_lm", **values}}
+        if "wiki103" in arch and not values.get("adaptive_softmax_cutoff"):
+            body["criterion"] = {"_name": "cross_entropy"}  # the recipe's adaptive_loss needs an adaptive softmax
+        out[f"configs/model/{name}.yaml"] = _render(arch, body)
     for arch, values in TRANSFORMER_XL_PRESETS.items():
         name = arch.replace("define_transformer_xl_", "txl_")
         out[f"configs/model/{name}.yaml"] = _render(arch, {"model": {"_name": "define_transformer_xl", **values}})

@@ -119,6 +119,18 @@ def wmt14(root: Path, tgt: str, n: int = 150) -> Path:
     return root
 
 
+def wmt14_en_de_define(root: Path, n: int = 150) -> Path:
+    """WMT'14 En-De's archives and WMT'17's test.tgz (newstest2017, 25 sentences: longer ones
+    too, which cleaning would drop from a training set)."""
+    wmt14(root, "de", n)
+    src = root / "src"
+    long = " ".join(["word"] * 300)
+    _sgm(src / "test/newstest2017-ende-src.en.sgm", sentences("en", 24, 21) + [long], "en")
+    _sgm(src / "test/newstest2017-ende-ref.de.sgm", sentences("de", 24, 22) + ["kurz ."], "de")
+    _tar(root / "wmt17-test.tgz", src, ["test/newstest2017-ende-src.en.sgm", "test/newstest2017-ende-ref.de.sgm"])
+    return root
+
+
 def wmt16_en_ro(root: Path, n: int = 200) -> Path:
     """Europarl v8, SETIMES2 (OPUS zip), dev.tgz and test.tgz, with Romanian cedillas."""
     src = root / "src"

@@ -1,5 +1,6 @@
-"""configs/: model configs equal the --arch presets; every dataset x model config composes
-and trains (shrunk, a few updates, on the CPU) through scripts/train.sh."""
+"""configs/: model configs equal the --arch presets; every dataset x model config composes,
+builds and takes a training step (shrunk, on the CPU), and one per dataset trains 2 updates
+through scripts/train.sh."""
 import os
 import subprocess
 
@@ -43,30 +44,79 @@ def test_model_configs_are_generated_from_the_presets():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("model", MODEL_CONFIGS)
-def test_config_trains_a_few_updates(model, toy_bin, lm_data, tmp_path):
-    dataset = dataset_of(model)
+def _overrides(model: str, dataset: str):
+    shrink = dict(SHRINK.get(dataset, SHRINK_MT))
+    if "criterion" in yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text()):
+        shrink.pop("adaptive_input_cutoff", None)  # a model with its own (full-softmax) criterion stays so
+        shrink.pop("adaptive_softmax_cutoff", None)
     lm = dataset in LM_DATASETS
-    cfg = yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]
-    shrink = SHRINK.get(dataset, SHRINK_MT)
     overrides = [f"++model.{k}={v}" for k, v in shrink.items()]
     overrides += ["task.tokens_per_sample=32"] if lm else ["task.source_lang=src", "task.target_lang=tgt"]
-    env = dict(os.environ, DATA_DIR=str(lm_data / "bin" if lm else toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
     gpus = [f"gpus={GPUS_GROUP[dataset]}"] if dataset in GPUS_GROUP else []
+    return shrink, [f"model={model}", *gpus, "precision=fp32", "common.cpu=true", "dataset.max_tokens=1024",
+                    "dataset.num_workers=0", *overrides]
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_config_composes_builds_and_takes_a_training_step(model, toy_bin, lm_data):
+    """Every dataset x model config, composed as fairseq-hydra-train composes it (shrunk for
+    the CPU), builds its task, model and criterion and takes a forward and backward pass on a
+    batch of real data; every preset option reaches the model."""
+    from fairseq import tasks, utils
+    from fairseq.dataclass.initialize import add_defaults, hydra_init
+    from fairseq.dataclass.utils import omegaconf_no_object_check
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    dataset = dataset_of(model)
+    lm = dataset in LM_DATASETS
+    shrink, overrides = _overrides(model, dataset)
+    hydra_init(dataset)
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        cfg = compose(config_name=dataset, overrides=[f"task.data={lm_data / 'bin' if lm else toy_bin}",
+                                                      "checkpoint.save_dir=/unused", *overrides])
+    add_defaults(cfg)  # as fairseq-hydra-train: each group's dataclass defaults, then every value resolved
+    with omegaconf_no_object_check():
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    OmegaConf.set_struct(cfg, True)
+    task = tasks.setup_task(cfg.task)
+    built = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    task.load_dataset("valid")
+    batches = task.get_batch_iterator(
+        dataset=task.dataset("valid"), max_tokens=cfg.dataset.max_tokens, max_sentences=cfg.dataset.batch_size,
+        max_positions=utils.resolve_max_positions(task.max_positions(), built.max_positions()),
+        ignore_invalid_inputs=True, seed=1,
+    ).next_epoch_itr(shuffle=False)
+    built.train()
+    loss, sample_size, _ = criterion(built, next(batches))
+    loss.backward()
+    assert torch.isfinite(loss) and sample_size > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in built.parameters())
+    preset = yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]
+    for key, value in preset.items():  # the preset's options reached the model, except those shrunk here
+        if key not in shrink:
+            assert cfg.model[key] == value, (key, cfg.model[key], value)
+
+
+@pytest.mark.parametrize("dataset", sorted(set(DATASET_OF.values())))
+def test_every_dataset_config_trains_through_train_sh(dataset, toy_bin, lm_data, tmp_path):
+    """One model per dataset config, 2 updates through scripts/train.sh and fairseq-hydra-train."""
+    model = next(m for m in MODEL_CONFIGS if dataset_of(m) == dataset)
+    lm = dataset in LM_DATASETS
+    _, overrides = _overrides(model, dataset)
+    env = dict(os.environ, DATA_DIR=str(lm_data / "bin" if lm else toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "train.sh"), dataset, f"model={model}", *gpus, "precision=fp32",
-         "common.cpu=true", "optimization.max_update=2", "++lr_scheduler.warmup_updates=1", "optimization.update_freq=[1]", "dataset.max_tokens=1024",
-         "dataset.num_workers=0", "checkpoint.save_interval_updates=0", *overrides],
+        ["bash", str(REPO / "scripts" / "train.sh"), dataset, *overrides, "optimization.max_update=2",
+         "optimization.max_epoch=0", "optimization.update_freq=[1]", "checkpoint.save_interval_updates=0",
+         *([] if dataset == "ptb" else ["++lr_scheduler.warmup_updates=1"])],  # NT-ASGD has no warmup
         capture_output=True, text=True, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     state = torch.load(tmp_path / "ckpt" / "checkpoint_last.pt", weights_only=True)
     assert state["optimizer_history"][-1]["num_updates"] == 2
-    saved = state["cfg"]["model"]
-    # the preset's options reached the model, except those shrunk here
-    for key, value in cfg.items():
-        if key not in shrink:
-            assert saved[key] == value, (key, saved[key], value)
+    assert state["cfg"]["model"]["_name"] == yaml.safe_load(
+        (REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]["_name"]
     assert (tmp_path / "ckpt" / "hydra_train.log").exists()
 
 

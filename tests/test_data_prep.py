@@ -82,6 +82,20 @@ def test_wmt14(tmp_path, tgt):
     assert (work / "text" / f"test.ref.{tgt}").read_text().splitlines() == corpus_fixtures.sentences(tgt, 20, 12)
 
 
+def test_wmt14_en_de_for_the_define_paper(tmp_path):
+    """The DeFINE paper's split: the same training text as wmt14_en_de.sh, newstest2014 to
+    validate and newstest2017 to test, both whole (not cleaned), with plain references."""
+    raw = corpus_fixtures.wmt14_en_de_define(tmp_path / "raw")
+    out = tmp_path / "bin"
+    prep("wmt14_en_de_define", "--raw-dir", raw, "--out-dir", out, "--workers", 1)
+    work = tmp_path / "bin.work"
+    assert len((work / "tok" / "train.en").read_text().splitlines()) == 3 * 150  # no pair held out of training
+    assert n_sentences(out, "valid", "en-de", "de")[0] == 20  # newstest2014
+    assert n_sentences(out, "test", "en-de", "en")[0] == 25  # newstest2017, its 300-word line kept
+    assert (work / "text" / "valid.ref.de").read_text().splitlines() == corpus_fixtures.sentences("de", 20, 12)
+    assert (work / "text" / "test.ref.de").read_text().splitlines()[-1] == "kurz ."
+
+
 def test_parallel_tokenisation_and_bpe_equal_one_worker(tmp_path):
     src = tmp_path / "in.en"
     src.write_text("".join(line + "\n" for line in corpus_fixtures.sentences("en", 301, 4)) + "A well-known \"test\" & more .\n")

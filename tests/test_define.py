@@ -21,7 +21,7 @@ def test_every_variant_maps_tokens_to_the_model_dim(transform, connection, reduc
                           transform=transform, connection=connection)
     tokens = torch.randint(2, 50, (3, 7))  # B x T
     out = emb(tokens)
-    assert out.shape == (3, 7, 48 if reduce else 128)
+    assert out.shape == (3, 7, 48 if reduce else 64 if connection == "residual" else 128)
     assert emb.embedding_dim == out.size(-1) and emb.padding_idx == 1
     assert torch.isfinite(out).all()
 
@@ -30,7 +30,7 @@ def test_hgt_groups_halve_and_widths_grow_linearly():
     assert hgt_schedule(64, 512, 4, 8, "hgt") == [(176, 8), (288, 4), (400, 2), (512, 1)]
     assert [g for _, g in hgt_schedule(64, 512, 4, 8, "glt")] == [8, 8, 8, 8]
     assert [g for _, g in hgt_schedule(64, 512, 4, 8, "lt")] == [1, 1, 1, 1]
-    assert hgt_schedule(64, 512, 3, 4, "hgt", "residual") == [(512, 4), (512, 2), (512, 1)]
+    assert hgt_schedule(64, 512, 3, 4, "hgt", "residual") == [(256, 4), (256, 2), (256, 1)]  # k/2 (Table 6a)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_hgt_groups_halve_and_widths_grow_linearly():
         ("lt", "split_mix", _glt(32, 64, 1) + _glt(64 + 32, 96, 1) + _glt(96 + 32, 128, 1)),
         ("glt", "concat", _glt(32, 64, 4) + _glt(64 + 32, 96, 4) + _glt(96 + 32, 128, 4)),
         ("hgt", "split_mix", _glt(32, 64, 4) + _glt(64 + 32, 96, 2) + _glt(96 + 32, 128, 1)),
-        ("hgt", "residual", _glt(32, 128, 4) + _glt(128, 128, 2) + _glt(128, 128, 1)),
+        ("hgt", "residual", _glt(32, 64, 4) + _glt(64, 64, 2) + _glt(64, 64, 1)),
     ],
 )
 def test_parameter_counts_follow_the_formulas(transform, connection, expected):
@@ -78,6 +78,32 @@ def test_split_mix_gives_every_group_its_slice_of_the_map_output():
     for l in (1, 2):
         assert torch.equal(seen[l][0], mix_inputs(seen[l - 1][1], e, hgt.layers[l].groups))
     assert torch.equal(out, seen[-1][1])
+
+
+def test_concat_feeds_the_map_output_beside_the_previous_layer():
+    torch.manual_seed(0)
+    hgt = HierarchicalGroupTransform(32, 128, depth=3, max_groups=4, connection="concat")
+    e = torch.randn(5, 32)
+    seen, _ = _layer_inputs(hgt, e)
+    for l in (1, 2):
+        assert torch.equal(seen[l][0], torch.cat([e, seen[l - 1][1]], dim=-1))  # [e, h]: not interleaved
+    assert not torch.equal(seen[1][0], mix_inputs(seen[0][1], e, hgt.layers[1].groups))
+
+
+@pytest.mark.parametrize("transform, spread", [("glt", False), ("glt_shuffle", True)])
+def test_glt_shuffle_interleaves_the_groups_inside_define(transform, spread):
+    """An input that only reaches the first group: without the shuffle only the first
+    group's outputs move; with it, its outputs are interleaved into every group."""
+    torch.manual_seed(0)
+    hgt = HierarchicalGroupTransform(32, 128, depth=3, max_groups=4, transform=transform, connection="none")
+    for layer in hgt.layers:
+        assert layer.shuffle == spread
+        nn.init.zeros_(layer.bias)
+    x = torch.zeros(2, 32)
+    x[:, :8] = torch.randn(2, 8)  # group 0 of 4
+    out = hgt.layers[0](x)  # 2 x 64: groups of 16
+    moved = out.abs().view(2, 4, 16).sum(dim=(0, 2)) > 0
+    assert moved.tolist() == ([True] * 4 if spread else [True, False, False, False])
 
 
 def test_residual_adds_the_previous_layer_output():

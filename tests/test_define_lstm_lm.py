@@ -151,27 +151,10 @@ def test_bad_options_name_their_flags():
         build(define_expand_dim=32)  # k < n
 
 
-# ----- preset sizes ----------------------------------------------------------------------
-
-AWD_LSTM_PTB_PARAMS = 24_000_000  # Merity et al. (2018), Table 1: "24M"
-
-
-def test_awd_lstm_preset_has_the_published_size():
-    model = build("define_lstm_lm_ptb_awd", dictionary=dictionary_of_size(10_008))
-    assert abs(num_params(model) - AWD_LSTM_PTB_PARAMS) < 0.5e6
-    assert num_params(model) == 24_214_800
+# ----- preset sizes: tests/test_define_paper.py ---------------------------------------------
 
 
 def test_define_shrinks_awd_lstm_on_ptb():
     awd = num_params(build("define_lstm_lm_ptb_awd", dictionary=dictionary_of_size(10_008)))
     define = num_params(build("define_lstm_lm_ptb", dictionary=dictionary_of_size(10_008)))
     assert define < awd
-
-
-def test_wikitext103_presets_sizes():
-    """Ours next to the paper's (Table 1, LSTM rows: 32.61M -> 33.02M with DeFINE): the
-    paper's LSTM sizes are not in our sources, so the README lists both."""
-    base = num_params(build("define_lstm_lm_wiki103_adaptive", dictionary=dictionary_of_size(267_744)))
-    define = num_params(build("define_lstm_lm_wiki103", dictionary=dictionary_of_size(267_744)))
-    assert (base, define) == (34_447_872, 36_091_904)
-    assert base / 32.61e6 == pytest.approx(1.056, abs=0.001)

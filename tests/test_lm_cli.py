@@ -48,6 +48,11 @@ def test_eval_lm_perplexity_shows_the_model_learned(trained_lm, lm_data):
     vocab = 208  # 200 words + 4 specials, padded to a multiple of 8
     unigram = _unigram_perplexity(lm_data / "raw" / "train.txt")  # ~154
     assert ppl < vocab and ppl < unigram / 10, f"{name}: test perplexity {ppl} (unigram {unigram:.1f})"
+    # the DeFINE embedding cached as one table of its words' vectors (DeFINE Sec. 3.4): the same perplexity
+    cached = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", ckpt, "--tokens-per-sample",
+                     64, "--context-window", 32, "--max-tokens", 2048, "--model-overrides",
+                     "{'cache_embeddings': True}").stderr
+    assert re.search(r"Loss \(base 2\): ([\d.]+)", cached).group(1) == re.search(r"Loss \(base 2\): ([\d.]+)", out).group(1)
 
 
 def test_interactive_generation_continues_with_seen_successors(trained_lm, lm_data):

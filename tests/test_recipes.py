@@ -149,16 +149,20 @@ def test_a_linear_schedule_recipe_trains(toy_bin, tmp_path):
 
 
 def test_ptb_recipe_is_awd_lstms():
-    """AWD-LSTM's PTB command: SGD lr 30, clip 0.25, weight decay 1.2e-6, batch 20 x bptt 70,
-    500 epochs, seed 141; its regularisers in the model presets."""
-    from delight_fairseq.models.define_lstm_lm import LSTM_PRESETS
-
+    """AWD-LSTM's PTB command (their README: python main.py --batch_size 20 --data data/penn
+    --dropouti 0.4 --dropouth 0.25 --seed 141 --epoch 500; main.py's defaults: lr 30, clip 0.25,
+    bptt 70, wdecay 1.2e-6, alpha 2, beta 1, nonmono 5, eval batch 10, dropout 0.4, wdrop 0.5,
+    dropoute 0.1), literal values."""
     cfg = composed("ptb", "model=lstm_ptb_awd")
-    assert cfg["optimizer"]["_name"] == "sgd" and cfg["optimizer"]["lr"] == [30.0] == cfg["optimization"]["lr"]
-    assert cfg["optimizer"]["momentum"] == 0.0 and cfg["optimizer"]["weight_decay"] == 1.2e-6
-    assert cfg["optimization"]["clip_norm"] == 0.25 and cfg["optimization"]["max_epoch"] == 500
-    assert (cfg["dataset"]["batch_size"], cfg["task"]["tokens_per_sample"]) == (20, 70)
-    assert cfg["common"]["seed"] == 141 and cfg["lr_scheduler"]["_name"] == "fixed"
-    awd = {k: cfg["model"][k] for k in ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout")}
-    assert awd == dict(dropout=0.4, dropout_input=0.4, dropout_hidden=0.25, weight_drop=0.5, embed_word_dropout=0.1)
-    assert {k: cfg["model"][k] for k in awd} == {k: LSTM_PRESETS["define_lstm_lm_ptb"][k] for k in awd}
+    assert cfg["task"] == {**cfg["task"], "_name": "bptt_lm", "tokens_per_sample": 70, "variable_bptt": True}
+    assert cfg["optimizer"] == {**cfg["optimizer"], "_name": "nt_asgd", "weight_decay": 1.2e-6}
+    assert cfg["lr_scheduler"]["_name"] == "nt_asgd" and cfg["lr_scheduler"]["nonmono"] == 5
+    assert cfg["criterion"] == {**cfg["criterion"], "_name": "awd_cross_entropy", "ar_alpha": 2.0, "tar_beta": 1.0}
+    assert cfg["optimization"]["lr"] == [30.0] and cfg["optimization"]["clip_norm"] == 0.25
+    assert cfg["optimization"]["max_epoch"] == 500 and cfg["common"]["seed"] == 141
+    assert (cfg["dataset"]["batch_size"], cfg["dataset"]["batch_size_valid"]) == (20, 10)
+    for model in ("lstm_ptb_awd", "lstm_ptb"):
+        m = composed("ptb", f"model={model}")["model"]
+        awd = {k: m[k] for k in ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout")}
+        assert awd == dict(dropout=0.4, dropout_input=0.4, dropout_hidden=0.25, weight_drop=0.5, embed_word_dropout=0.1)
+        assert (m["decoder_hidden_size"], m["decoder_layers"], m["decoder_output_dim"], m["output_bias"]) == (1150, 3, 400, True)

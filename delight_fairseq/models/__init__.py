@@ -7,4 +7,4 @@ from .. import _compat
 _compat.apply()
 
 from . import define_lm, define_lstm_lm, define_transformer, define_transformer_xl, delight_transformer  # noqa: E402,F401  (register the models and presets)
-from .. import lr_scheduler  # noqa: E402,F401  (registers --lr-scheduler linear)
+from .. import lr_scheduler, training  # noqa: E402,F401  (register --lr-scheduler linear, AWD-LSTM's training)

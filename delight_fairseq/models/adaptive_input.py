@@ -7,6 +7,7 @@ from typing import List
 
 import torch
 from fairseq import options
+from fairseq.dataclass import ChoiceEnum
 from fairseq.modules import AdaptiveInput
 
 from .builders import option_flag
@@ -38,6 +39,31 @@ class DeLighTAdaptiveInput(AdaptiveInput):
                 out[mask] = projection(lookup(tokens[mask] - lower) * self.band_scales[i])  # * x d_i -> * x n
             lower = upper
         return out
+
+
+class DeFINEAdaptiveInput(AdaptiveInput):
+    """fairseq's ``AdaptiveInput`` without the first band's projection when that band is
+    already ``n`` wide (``d_0 = n``): what the DeFINE paper's LSTM counts imply (Table 1: the
+    tied adaptive input and softmax of R2 are 9.25M over WikiText-103 with cutoffs 20000,
+    40000, 200000 and factor 4; fairseq's ``n x n`` projection of the first band would make
+    them 9.32M). The tails keep their projections ``d_i -> n``, which a tied adaptive softmax
+    shares (``--tie-adaptive-proj``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.embeddings[0][0].embedding_dim == self.embedding_dim:
+            self.embeddings[0][1] = torch.nn.Identity()
+
+    def weights_for_band(self, band: int):
+        lookup, projection = self.embeddings[band]
+        return lookup.weight, getattr(projection, "weight", None)
+
+
+ADAPTIVE_INPUTS = {"fairseq": AdaptiveInput, "delight": DeLighTAdaptiveInput, "define": DeFINEAdaptiveInput}
+ADAPTIVE_INPUT_STYLES = ChoiceEnum(list(ADAPTIVE_INPUTS))
+ADAPTIVE_INPUT_HELP = ("fairseq: fairseq's AdaptiveInput; delight: the DeLighT authors' (each band scaled by "
+                       "sqrt(band dim) before its projection); define: no projection of a first band already n wide "
+                       "(the DeFINE paper's LSTM counts)")
 
 
 def cutoffs(value) -> List[int]:

@@ -11,12 +11,15 @@ from typing import Dict, List, Optional, Tuple
 import torch.nn as nn
 from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.modules import SinusoidalPositionalEmbedding
+from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from fairseq.utils import safe_getattr
 
 from ..modules import (
     DeFINEEmbedding, DeLighTBlockConfig, DeLighTEmbedding, DeLighTLayer, DExTraConfig, SequenceDropout, block_scaling,
     default_max_groups,
 )
+from ..errors import ConfigError
+from ..modules.delight_embedding import MappedEmbedding
 from ..modules.single_head_attention import reorder_cache
 
 
@@ -141,6 +144,19 @@ def define_embedding(cfg, table: nn.Module, embed_dim: int, activation: str, dro
     )
 
 
+def cache_word_embeddings(model: nn.Module, cfg) -> nn.Module:
+    """With ``--cache-embeddings`` (a model override at inference), every DeFINE / DExTra
+    embedding of ``model`` looks words up in a table of their expanded vectors."""
+    if getattr(cfg, "cache_embeddings", False):
+        mapped = [m for m in model.modules() if isinstance(m, MappedEmbedding)]
+        if not mapped:
+            raise ConfigError("cache_embeddings: this model has no DeFINE or DExTra embedding to cache "
+                              "(its word vectors are a lookup table already)")
+        for m in mapped:
+            m.cache_words()
+    return model
+
+
 def embedding_dropout(cfg) -> nn.Module:
     """Dropout on ``embeddings + positions`` (``B x T x C``): one mask per sequence with
     ``--pos-dropout`` (the authors'), else ``--dropout`` on every element."""
@@ -149,6 +165,17 @@ def embedding_dropout(cfg) -> nn.Module:
 
 def build_positions(embed_dim: int, padding_idx: int, max_positions: int) -> SinusoidalPositionalEmbedding:
     return SinusoidalPositionalEmbedding(embed_dim, padding_idx, init_size=max_positions + padding_idx + 1)
+
+
+def checkpointed(layer: nn.Module, cfg) -> nn.Module:
+    """A block wrapped for activation checkpointing with ``--checkpoint-activations`` (with
+    ``--offload-activations`` its checkpoints kept on the CPU), as fairseq's transformer
+    wraps each of its layers (``fairseq.modules.checkpoint_activations``); parameter names
+    are unchanged."""
+    offload = bool(getattr(cfg, "offload_activations", False))
+    if offload or getattr(cfg, "checkpoint_activations", False):
+        return checkpoint_wrapper(layer, offload_to_cpu=offload)
+    return layer
 
 
 # ----- incremental decoding ------------------------------------------------------------------

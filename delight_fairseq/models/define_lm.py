@@ -28,12 +28,13 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerConfig, TransformerDecoderBase
 from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerLanguageModelConfig, base_lm_architecture
-from fairseq.modules import AdaptiveInput
 
 from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
-from .adaptive_input import DeLighTAdaptiveInput, check_adaptive, cutoffs
-from .builders import BlockStack, DeLighTDecoderLayer, expanded_embedding, lookup_table, preset_arch
+from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, ADAPTIVE_INPUTS, check_adaptive, cutoffs
+from .builders import (
+    BlockStack, DeLighTDecoderLayer, cache_word_embeddings, checkpointed, expanded_embedding, lookup_table, preset_arch,
+)
 from .checkpoint_fit import check_lm_fits
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
@@ -41,7 +42,6 @@ from .delight_config import (
 )
 
 BLOCK_TYPES = ChoiceEnum(["transformer", "delight"])
-ADAPTIVE_INPUT_STYLES = ChoiceEnum(["fairseq", "delight"])
 
 
 @dataclass
@@ -53,10 +53,7 @@ class DefineLMConfig(TransformerLanguageModelConfig, DExTraOptions, EmbeddingOpt
         default=False, metadata={"help": "expand the map (--decoder-input-dim wide) to --decoder-embed-dim with a "
                                          "DExTra, as the DeLighT authors' language model (--embed-* options)"}
     )
-    adaptive_input_style: ADAPTIVE_INPUT_STYLES = field(
-        default="fairseq", metadata={"help": "fairseq: fairseq's AdaptiveInput; delight: the DeLighT authors' "
-                                             "(each band scaled by sqrt(band dim) before its projection)"}
-    )
+    adaptive_input_style: ADAPTIVE_INPUT_STYLES = field(default="fairseq", metadata={"help": ADAPTIVE_INPUT_HELP})
     delight_min_depth: int = field(default=4, metadata={"help": "DExTra depth N_min of the first DeLighT block"})
     delight_max_depth: int = field(default=12, metadata={"help": "DExTra depth N_max of the last DeLighT block"})
     delight_width_mult: float = field(default=2.0, metadata={"help": "DExTra width multiplier w_m of the first block"})
@@ -103,8 +100,7 @@ def build_lm_embedding(cfg, dictionary) -> nn.Module:
     n = cfg.decoder_input_dim
     expanded = cfg.define_embedding or cfg.delight_embedding
     if cfg.adaptive_input:
-        adaptive = DeLighTAdaptiveInput if cfg.adaptive_input_style == "delight" else AdaptiveInput
-        table = adaptive(
+        table = ADAPTIVE_INPUTS[cfg.adaptive_input_style](
             len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor,
             n if expanded else cfg.decoder_embed_dim, cutoffs(cfg.adaptive_input_cutoff),
             cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
@@ -141,7 +137,7 @@ class DefineLMDecoder(TransformerDecoderBase):
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         if self._blocks is None:
             return super().build_decoder_layer(cfg, no_encoder_attn)
-        return DeLighTDecoderLayer(next(self._blocks))
+        return checkpointed(DeLighTDecoderLayer(next(self._blocks)), cfg)  # as fairseq wraps its own layers
 
 
 @register_model("define_lm", dataclass=DefineLMConfig)
@@ -152,7 +148,7 @@ class DefineLanguageModel(TransformerLanguageModel):
             cfg = DefineLMConfig.from_namespace(cfg)
         validate_lm_config(cfg, len(task.source_dictionary))
         embed_tokens = build_lm_embedding(cfg, task.source_dictionary)
-        return cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens))
+        return cache_word_embeddings(cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens)), cfg)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         # before 0.1.0's builders, a DeLighT block sat one module deeper (decoder.layers.N.block.*)

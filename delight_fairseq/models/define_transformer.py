@@ -22,7 +22,7 @@ from fairseq.models.transformer.transformer_legacy import base_architecture, tra
 from fairseq.utils import safe_getattr
 from omegaconf import OmegaConf
 
-from .builders import define_embedding, lookup_table, preset_arch
+from .builders import cache_word_embeddings, define_embedding, lookup_table, preset_arch
 from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
 
 
@@ -62,7 +62,7 @@ class DefineTransformerModel(TransformerModel):
             args.no_scale_embedding = True  # the map scales its own lookup by sqrt(n)
             if args.share_all_embeddings or args.share_decoder_input_output_embed:
                 args.decoder_output_dim = args.define_map_dim  # d -> n, then logits against the V x n table
-        return super().build_model(args, task)
+        return cache_word_embeddings(super().build_model(args, task), args)
 
     @classmethod
     def build_embedding(cls, args, dictionary, embed_dim, path=None):
@@ -80,6 +80,10 @@ class DefineTransformerModel(TransformerModel):
 # n 128 -> k 1024 -> d 512 over N = 3 layers (4, 2, 1 groups).
 DEFINE_TRANSFORMER_PRESETS = {
     "define_transformer_wmt_en_de_baseline": dict(share_all_embeddings=True),
+    # the paper's 92M baseline (OpenNMT's Transformer base): separate source, target and output
+    # tables; its vocabulary is not stated (92M implies three tables of ~31k words)
+    "define_transformer_wmt_en_de_baseline_separate": dict(share_all_embeddings=False,
+                                                          share_decoder_input_output_embed=False),
     "define_transformer_wmt_en_de": dict(
         share_all_embeddings=True, define_embedding=True, define_map_dim=128, define_expand_dim=1024, define_depth=3,
         define_max_groups=4,

@@ -12,7 +12,7 @@ matrix shared by its clusters.
 Legend: ``V`` vocabulary, ``n`` map dim, ``k`` expanded dim, ``d`` model dim.
 """
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,7 @@ from fairseq.models import FairseqIncrementalDecoder, register_model, register_m
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
 from ..errors import ConfigError
-from .builders import define_embedding, preset_arch
+from .builders import cache_word_embeddings, define_embedding, preset_arch
 from .checkpoint_fit import check_fits
 from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
 
@@ -36,6 +36,15 @@ TRANSFORMERS_NEEDED = ("define_transformer_xl needs Hugging Face transformers wi
 class DefineTransformerXLConfig(TransformerXLConfig, DeFINEHostOptions):
     d_embed: Optional[int] = field(
         default=None, metadata={"help": "map dim n: words are looked up n wide (default: the model dim d)"}
+    )
+    untie_r: bool = field(
+        default=True, metadata={"help": "a relative-position bias per layer (Hugging Face's default); false: one "
+                                        "shared by all layers"}
+    )
+    tie_projs: List[int] = field(
+        default_factory=lambda: [0, 1, 1, 1], metadata={
+            "help": "per adaptive-softmax cluster, 1: its d -> n projection is the input's n -> d one "
+                    "(Transformer-XL's --tied: 0,1,1,1); without DeFINE and with n < d only"}
     )
 
 
@@ -74,11 +83,13 @@ class DefineTransformerXLDecoder(TransformerXLDecoder):
         self.cfg = cfg
         vocab = len(task.target_dictionary)
         n = cfg.d_embed or cfg.d_model
+        cutoffs = [c for c in cfg.cutoffs if c < vocab]
+        ties = [bool(cfg.tie_projs[min(i, len(cfg.tie_projs) - 1)]) for i in range(len(cutoffs) + 1)]  # per cluster
         config = TransfoXLConfig(
-            vocab_size=vocab, cutoffs=[c for c in cfg.cutoffs if c < vocab], d_model=cfg.d_model, d_embed=n,
+            vocab_size=vocab, cutoffs=cutoffs, d_model=cfg.d_model, d_embed=n,
             n_head=cfg.n_head, d_head=cfg.d_head, d_inner=cfg.d_inner, div_val=cfg.div_val, n_layer=cfg.n_layer,
             mem_len=cfg.mem_len, clamp_len=cfg.clamp_len, same_length=cfg.same_length, dropout=cfg.dropout,
-            dropatt=cfg.dropatt,
+            dropatt=cfg.dropatt, untie_r=cfg.untie_r, tie_projs=ties,
         )
         self.model = TransfoXLLMHeadModel(config)
         if cfg.define_embedding:
@@ -91,7 +102,9 @@ class DefineTransformerXLDecoder(TransformerXLDecoder):
 
     def _use_define(self, cfg, config, model_cls):
         """Lookup ``V x n`` -> DeFINE ``n -> k -> d``; the adaptive softmax's word matrix is that
-        lookup and its clusters share one ``d -> n`` projection."""
+        lookup, each cluster with its own ``d -> n`` projection (there is no input projection
+        to tie them to; the DeFINE paper's Table 2 keeps the in-out count of the model without
+        DeFINE, four ``d x n`` matrices)."""
         from transformers.models.transfo_xl.modeling_transfo_xl import AdaptiveEmbedding
 
         n = config.d_embed
@@ -101,9 +114,9 @@ class DefineTransformerXLDecoder(TransformerXLDecoder):
                                                            cfg.define_dropout)
         crit = self.model.crit
         crit.out_layers[0].weight = table.weight  # tied: logits against the V x n lookup
-        projection = nn.Parameter(torch.empty(cfg.d_model, n).normal_(0.0, config.proj_init_std))  # d -> n
-        for i in range(len(crit.out_projs)):
-            crit.out_projs[i] = projection
+        if n != cfg.d_model:
+            for i in range(len(crit.out_projs)):  # d -> n each
+                crit.out_projs[i] = nn.Parameter(torch.empty(cfg.d_model, n).normal_(0.0, config.proj_init_std))
 
 
 @register_model("define_transformer_xl", dataclass=DefineTransformerXLConfig)
@@ -116,7 +129,7 @@ class DefineTransformerXLLanguageModel(TransformerXLLanguageModel):
                 errors.append(f"{_flag('define_embedding')} expands one n-wide lookup: set {_flag('div_val')} 1")
             errors += check_define_host(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, _flag("d_model"))
         raise_if(errors, "define_transformer_xl")
-        return cls(DefineTransformerXLDecoder(cfg, task))
+        return cache_word_embeddings(cls(DefineTransformerXLDecoder(cfg, task)), cfg)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         if strict:
@@ -124,19 +137,31 @@ class DefineTransformerXLLanguageModel(TransformerXLLanguageModel):
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
-# DeFINE paper, WikiText-103, Transformer-XL column: Transformer-XL base (Dai et al., 2019:
-# 16 layers, d 410, 10 heads of 41, FFN 2100, dropout 0.1, adaptive softmax 20000,40000,200000
-# with div_val 1, 150 tokens of memory) with words looked up n = 384 wide; with DeFINE
-# n 384 -> k 1024 -> d 410 over 3 layers (4, 2, 1 groups). Published: 139.33M / 27.06 ppl ->
-# 141.25M / 24.17 ppl.
-TRANSFORMER_XL_BASE = dict(
-    n_layer=16, d_model=410, n_head=10, d_head=41, d_inner=2100, dropout=0.1, dropatt=0.0, mem_len=150,
-    cutoffs=[20000, 40000, 200000], div_val=1, d_embed=384,
+# DeFINE paper, Table 2 (WikiText-103, Transformer-XL), sizes derived to its counts: 16 layers
+# of d 384 with 10 heads of 41 (one relative-position bias for all layers), inner 1920 -> context
+# 36.25M; words looked up n wide, every adaptive band n wide (cutoffs 20000, 40000, 200000,
+# div_val 1), the input projection n -> 384 tied to the first cluster's output projection and
+# the other three clusters' own -> in-out 103.08 / 69.20 / 34.73 / 17.50M for n 384 / 256 / 128 /
+# 64. DeFINE: N 3, k 4096, m 384 (g_max not stated: the nearest to the published 1.92M,
+# scripts/fit_define_sizes.py). TXL* is Transformer-XL base (d 410, inner 2100): 151.11M.
+TXL_TABLE2 = dict(
+    n_layer=16, d_model=384, n_head=10, d_head=41, d_inner=1920, dropout=0.1, dropatt=0.0, mem_len=150,
+    cutoffs=[20000, 40000, 200000], div_val=1, untie_r=False, tie_projs=[1, 0, 0, 0],
 )
+TXL_DEFINE = dict(define_embedding=True, define_expand_dim=4096, define_depth=3)
+
+
+def _table2_rows():
+    rows = {"define_transformer_xl_wiki103_base": dict(TXL_TABLE2, d_model=410, d_inner=2100, d_embed=410)}
+    for n, max_groups in ((384, 128), (256, 256), (128, 128), (64, 64)):
+        rows[f"define_transformer_xl_wiki103_n{n}"] = dict(TXL_TABLE2, d_embed=n)
+        rows[f"define_transformer_xl_wiki103_n{n}_define"] = dict(TXL_TABLE2, d_embed=n, define_max_groups=max_groups,
+                                                                  **TXL_DEFINE)
+    return rows
+
+
 TRANSFORMER_XL_PRESETS = {
-    "define_transformer_xl_wiki103_baseline": TRANSFORMER_XL_BASE,
-    "define_transformer_xl_wiki103": dict(TRANSFORMER_XL_BASE, define_embedding=True, define_expand_dim=1024,
-                                          define_depth=3, define_max_groups=4),
+    **_table2_rows(),
     # small, for quick experiments on a CPU
     "define_transformer_xl_small": dict(
         n_layer=2, d_model=64, n_head=4, d_head=16, d_inner=128, dropout=0.0, mem_len=32, cutoffs=[50, 120],

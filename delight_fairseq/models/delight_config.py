@@ -77,6 +77,11 @@ class DeFINEConfig(FairseqDataclass):
     define_no_reduce: bool = field(
         default=False, metadata={"help": "no k -> d reduction (the model dim must then be k)"}
     )
+    cache_embeddings: bool = field(
+        default=False, metadata={"help": "inference only: compute every word's DeFINE (or DExTra) embedding once and "
+                                         "look it up (DeFINE Sec. 3.4), e.g. fairseq-generate --model-overrides "
+                                         "\"{'cache_embeddings': True}\"; refused in training"}
+    )
 
 
 @dataclass
@@ -131,6 +136,15 @@ class DeLighTTransformerConfig(DExTraOptions, EmbeddingOptions, DeFINEConfig):
     activation_fn: ACTIVATION_CHOICES = field(default="swish", metadata={"help": "activation in DExTra and FFN"})
     norm_type: NORM_CHOICES = field(default="ln", metadata={"help": "normalisation layer"})
     normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks (default post-norm)"})
+    # --- memory (as fairseq's transformer) ---
+    checkpoint_activations: bool = field(
+        default=False, metadata={"help": "checkpoint activations at each block: recompute them in the backward pass "
+                                         "instead of keeping them (less memory, more compute)"}
+    )
+    offload_activations: bool = field(
+        default=False, metadata={"help": "checkpoint activations at each block and keep the checkpoints on the CPU "
+                                         "(sets --checkpoint-activations)"}
+    )
 
 
 _flag = option_flag
@@ -184,14 +198,15 @@ def check_define(cfg, map_dim: int, model_dim: int, model_dim_flag: str) -> List
     if not cfg.define_embedding:
         return []
     try:
-        hgt_schedule(map_dim, cfg.define_expand_dim, cfg.define_depth, cfg.define_max_groups,
-                     cfg.define_transform, cfg.define_connection)
+        layout = hgt_schedule(map_dim, cfg.define_expand_dim, cfg.define_depth, cfg.define_max_groups,
+                              cfg.define_transform, cfg.define_connection)
     except ValueError as e:
         return [f"{_flag('define_expand_dim')}/{_flag('define_depth')}/{_flag('define_max_groups')}/"
                 f"{_flag('define_transform')}/{_flag('define_connection')}: {e}"]
-    if cfg.define_no_reduce and cfg.define_expand_dim != model_dim:
-        return [f"{_flag('define_no_reduce')} feeds the k = {cfg.define_expand_dim} features straight to the model: "
-                f"set {model_dim_flag} {cfg.define_expand_dim} or drop {_flag('define_no_reduce')}"]
+    width = layout[-1][0]  # k, or k/2 with the residual connection
+    if cfg.define_no_reduce and width != model_dim:
+        return [f"{_flag('define_no_reduce')} feeds the {width} expanded features straight to the model: "
+                f"set {model_dim_flag} {width} or drop {_flag('define_no_reduce')}"]
     return []
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 
 from ..modules.norm_act import build_norm
-from .builders import DeLighTDecoderLayer, build_positions, embedding_dropout
+from .builders import DeLighTDecoderLayer, build_positions, checkpointed, embedding_dropout
 from .delight_config import block_configs
 from .delight_encoder import build_embedding
 
@@ -29,7 +29,8 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_target_positions)
         self.layers = nn.ModuleList(
-            DeLighTDecoderLayer(c, encoder_dim=cfg.encoder_embed_dim) for c in block_configs(cfg, "decoder")
+            checkpointed(DeLighTDecoderLayer(c, encoder_dim=cfg.encoder_embed_dim), cfg)
+            for c in block_configs(cfg, "decoder")
         )
         self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
         self.output_proj = None  # C -> E, as the authors only where the widths differ

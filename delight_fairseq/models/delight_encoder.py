@@ -10,7 +10,7 @@ from fairseq.models import FairseqEncoder
 
 from ..modules import DeLighTLayer
 from ..modules.norm_act import build_norm
-from .builders import build_positions, embedding_dropout, expanded_embedding
+from .builders import build_positions, checkpointed, embedding_dropout, expanded_embedding
 from .delight_config import block_configs, stack
 
 
@@ -29,7 +29,7 @@ class DeLighTEncoder(FairseqEncoder):
         self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
         self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_source_positions)
-        self.layers = nn.ModuleList(DeLighTLayer(c) for c in block_configs(cfg, "encoder"))
+        self.layers = nn.ModuleList(checkpointed(DeLighTLayer(c), cfg) for c in block_configs(cfg, "encoder"))
         # pre-norm stacks end with a norm; post-norm blocks already end normalised
         self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
 

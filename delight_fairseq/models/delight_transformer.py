@@ -14,7 +14,7 @@ from .checkpoint_fit import check_fits
 from ..errors import ConfigError
 from .delight_config import DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
-from .builders import lookup_table, preset_arch
+from .builders import cache_word_embeddings, lookup_table, preset_arch
 from .delight_encoder import DeLighTEncoder
 
 
@@ -34,7 +34,8 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
         enc_table = lookup_table(src_dict, cfg.embed_map_dim)
         dec_table = enc_table if cfg.share_all_embeddings else lookup_table(tgt_dict, cfg.embed_map_dim)
         tie = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
-        return cls(DeLighTEncoder(cfg, src_dict, enc_table), DeLighTDecoder(cfg, tgt_dict, dec_table, tie_output=tie))
+        model = cls(DeLighTEncoder(cfg, src_dict, enc_table), DeLighTDecoder(cfg, tgt_dict, dec_table, tie_output=tie))
+        return cache_word_embeddings(model, cfg)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         if strict:

@@ -16,7 +16,7 @@ ablations of Tables 5-6 are selectable:
   ``glt_shuffle`` (``glt`` + feature shuffle), ``hgt`` (the hierarchy above);
 - ``connection`` between the map output ``e`` and layer ``l >= 2``'s input ``h``:
   ``none`` (``h``), ``residual`` (``h`` added to the layer output; every layer is then
-  ``k`` wide so that the shapes agree), ``concat`` (``[e, h]``), ``split_mix``
+  ``k/2`` wide so that the shapes agree, as the paper's Table 6a), ``concat`` (``[e, h]``), ``split_mix``
   (DeFINE's: group ``i`` of ``h`` next to group ``i`` of ``e``, see ``input_mixer``);
 - ``reduce``: the final ``k -> d`` Linear, or none (then ``d = k``).
 
@@ -38,7 +38,8 @@ CONNECTIONS = ("none", "residual", "concat", "split_mix")
 def hgt_schedule(
     in_features: int, out_features: int, depth: int, max_groups: int, transform: str = "hgt", connection: str = "split_mix"
 ) -> List[Tuple[int, int]]:
-    """``[(width w_l, groups g_l)]`` of the ``depth`` layers; the last width is ``k``."""
+    """``[(width w_l, groups g_l)]`` of the ``depth`` layers; the last width is ``k`` (``k/2``
+    for every layer with the ``residual`` connection)."""
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown DeFINE transform {transform!r}: choose one of {TRANSFORMS}")
     if connection not in CONNECTIONS:
@@ -54,7 +55,7 @@ def hgt_schedule(
         "hgt": [max(max_groups // 2**l, 1) for l in range(depth)],
     }[transform]
     if connection == "residual":
-        widths = [out_features] * depth
+        widths = [out_features // 2] * depth
     else:
         widths = [in_features + (out_features - in_features) * (l + 1) / depth for l in range(depth)]
         widths = [int(math.ceil(w / g - 1e-9) * g) for w, g in zip(widths, groups)]
@@ -86,6 +87,7 @@ class HierarchicalGroupTransform(nn.Module):
         super().__init__()
         self.layout = hgt_schedule(in_features, out_features, depth, max_groups, transform, connection)
         self.connection = connection
+        self.out_features = self.layout[-1][0]
         layers, prev = [], in_features
         for l, (w, g) in enumerate(self.layout):
             n_in = prev + in_features if l > 0 and connection in ("concat", "split_mix") else prev
@@ -134,9 +136,9 @@ class DeFINEEmbedding(MappedEmbedding):
         super().__init__(table, map_dropout)
         n = table.embedding_dim
         self.expand = HierarchicalGroupTransform(n, expand_dim, depth, max_groups, transform, connection, activation, norm, dropout)
-        self.reduce = nn.Linear(expand_dim, out_dim) if out_dim is not None else None
-        self.embedding_dim = out_dim if out_dim is not None else expand_dim
+        self.reduce = nn.Linear(self.expand.out_features, out_dim) if out_dim is not None else None
+        self.embedding_dim = out_dim if out_dim is not None else self.expand.out_features
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.expand(self.lookup(tokens))  # B x T x n -> B x T x k
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.expand(self.lookup(tokens))  # B x T x n -> B x T x k (k/2: residual)
         return x if self.reduce is None else self.reduce(x)  # B x T x d

@@ -17,8 +17,15 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from .dextra import DExTra, DExTraConfig
 from .norm_act import check_dropout
+
+
+class CacheInTraining(ConfigError):
+    def __init__(self):
+        super().__init__("the word embeddings are cached (cache_embeddings, DeFINE Sec. 3.4): that is for inference; "
+                         "train without it")
 
 
 def sequence_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -47,7 +54,16 @@ class SequenceDropout(nn.Module):
 class MappedEmbedding(nn.Module):
     """The map of DeFINE and of DeLighT's embedding: a ``V x E`` lookup (``nn.Embedding``,
     scaled by ``sqrt(E)``, or an adaptive input, which scales its own bands), dropped out
-    with one mask per sequence. Subclasses expand its output."""
+    with one mask per sequence. Subclasses expand its output (``embed``).
+
+    Inference-time caching (DeFINE Sec. 3.4): at inference the expanded vector of a token
+    depends on the token alone, so ``cache_words()`` makes the module compute every word's
+    vector once (``V x C``, on first use, in chunks) and look tokens up in that table,
+    which costs what a plain ``V x C`` lookup costs. The table is not saved (the weights
+    stay the model's) and is rebuilt after new weights are loaded; training with it is
+    refused (dropout and updated weights would make it wrong)."""
+
+    CACHE_CHUNK = 8192  # words expanded at once when the table is built
 
     def __init__(self, table: nn.Module, dropout: float):
         super().__init__()
@@ -55,6 +71,42 @@ class MappedEmbedding(nn.Module):
         self.dropout = check_dropout(dropout, "embedding dropout")
         self.scale = math.sqrt(table.embedding_dim) if isinstance(table, nn.Embedding) else 1.0
         self.padding_idx = table.padding_idx
+        self.cached = False
+        self.register_buffer("word_cache", None, persistent=False)  # V x C once built
+        self._register_load_state_dict_pre_hook(self._forget_words)
+
+    def cache_words(self) -> "MappedEmbedding":
+        self.cached = True
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        cutoff = getattr(self.table, "cutoff", None)  # an adaptive input's bands end at V
+        return cutoff[-1] if cutoff else self.table.weight.size(0)
+
+    def _forget_words(self, *args, **kwargs):
+        self.word_cache = None
+
+    def train(self, mode: bool = True):
+        if mode and self.cached:
+            raise CacheInTraining()
+        return super().train(mode)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``B x T`` -> ``B x T x C``."""
+        if not self.cached:
+            return self.embed(tokens)
+        if self.training:
+            raise CacheInTraining()
+        if self.word_cache is None:
+            with torch.no_grad():
+                words = torch.arange(self.vocab_size, device=next(self.parameters()).device)
+                self.word_cache = torch.cat([self.embed(chunk.unsqueeze(0))[0]  # 1 x W -> W x C
+                                             for chunk in words.split(self.CACHE_CHUNK)])  # V x C
+        return nn.functional.embedding(tokens, self.word_cache)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def weight(self) -> torch.Tensor:
@@ -87,5 +139,5 @@ class DeLighTEmbedding(MappedEmbedding):
         else:
             self.expand = nn.Identity()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.expand(self.lookup(tokens))  # B x T x E -> B x T x C

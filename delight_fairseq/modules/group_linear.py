@@ -14,11 +14,12 @@ order): its weight is split into the rows for ``B_i`` and those for ``X_i`` and 
 products summed,
 so the ``* x (N + B)`` concatenation is never materialised (nor kept for backward).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .input_mixer import mix_inputs
 from .norm_act import build_activation, build_norm, check_dropout
@@ -54,56 +55,102 @@ def _inputs_and_weight_rows(x, mixed, weight):
     return [(1, mixed, weight[:, :b]), (0, x, weight[:, b:])]
 
 
-class _GroupMatmul(torch.autograd.Function):
-    """``x: R x A``, optional ``mixed: R x B`` -> ``R x M``: group ``i`` of the result is
-    ``[mixed_i, x_i] W_i + b_i``, written in feature-shuffled order if ``shuffle``.
+def _autocast_inputs(x, mixed, weight, bias):
+    """Under autocast (fairseq --amp / torch.autocast) the maps compute in its dtype, as its matmuls would."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        return tuple(None if t is None else t.to(dtype) for t in (x, mixed, weight, bias))
+    return x, mixed, weight, bias
 
-    Autograd of the same composition (transpose, baddbmm, transpose, shuffle, reshape)
-    copies every gradient through several non-contiguous layouts; here each direction
-    makes one group-major copy (``G x R x M/G``) and the bias gradient is a contiguous
-    reduction (``benchmarks/dextra.py`` measures the difference).
-    """
+
+def _maps_forward(x, mixed, weight, bias, shuffle: bool) -> torch.Tensor:
+    """``x: R x A``, ``mixed: R x B`` (or None) -> ``R x M``: group ``i`` is ``[mixed_i, x_i] W_i + b_i``,
+    written in feature-shuffled order if ``shuffle``."""
+    g, _, k = weight.shape
+    r = x.shape[0]
+    yg = None
+    for _, t, w in _inputs_and_weight_rows(x, mixed, weight):
+        tg = t.view(r, g, t.shape[1] // g).transpose(0, 1)  # G x R x A/G (a view)
+        if yg is None:
+            yg = torch.bmm(tg, w) if bias is None else torch.baddbmm(bias, tg, w)  # G x R x K
+        else:
+            yg.baddbmm_(tg, w)
+    # shuffle: output feature k*G + g is group g's feature k
+    return (yg.permute(1, 2, 0) if shuffle else yg.transpose(0, 1)).reshape(r, g * k)  # R x M
+
+
+def _maps_backward(x, mixed, weight, grad, shuffle: bool, needs: Tuple[bool, bool, bool, bool]):
+    """Gradients of ``_maps_forward`` for ``(x, mixed, weight, bias)`` (None where not ``needs``)."""
+    g, _, k = weight.shape
+    r = x.shape[0]
+    grad = grad.view(r, k, g).permute(2, 0, 1) if shuffle else grad.view(r, g, k).transpose(0, 1)
+    grad = grad.contiguous()  # G x R x K
+    grads_in, grads_w = [None, None], []
+    for i, t, w in _inputs_and_weight_rows(x, mixed, weight):
+        n = t.shape[1] // g
+        if needs[i]:
+            grads_in[i] = torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n)  # R x (G*n)
+        if needs[2]:
+            grads_w.append(torch.bmm(t.view(r, g, n).permute(1, 2, 0), grad))  # G x n x K
+    grad_w = None if not grads_w else (grads_w[0] if len(grads_w) == 1 else torch.cat(grads_w, dim=1))
+    grad_b = grad.sum(1, keepdim=True) if needs[3] else None
+    return grads_in[0], grads_in[1], grad_w, grad_b
+
+
+class _GroupMatmul(torch.autograd.Function):
+    """``_maps_forward`` with a hand-written backward: autograd of the same composition
+    (transpose, baddbmm, transpose, shuffle, reshape) copies every gradient through several
+    non-contiguous layouts; here each direction makes one group-major copy (``G x R x M/G``)
+    and the bias gradient is a contiguous reduction (``benchmarks/dextra.py`` measures it)."""
 
     @staticmethod
     def forward(ctx, x, mixed, weight, bias, shuffle: bool):
-        device = x.device.type
-        if torch.is_autocast_enabled(device):  # fairseq --amp / torch.autocast: compute as its matmuls would
-            dtype = torch.get_autocast_dtype(device)
-            x, mixed, weight, bias = (None if t is None else t.to(dtype) for t in (x, mixed, weight, bias))
-        g, _, k = weight.shape
-        r = x.shape[0]
-        yg = None
-        for _, t, w in _inputs_and_weight_rows(x, mixed, weight):
-            tg = t.view(r, g, t.shape[1] // g).transpose(0, 1)  # G x R x A/G (a view)
-            if yg is None:
-                yg = torch.bmm(tg, w) if bias is None else torch.baddbmm(bias, tg, w)  # G x R x K
-            else:
-                yg.baddbmm_(tg, w)
-        # shuffle: output feature k*G + g is group g's feature k
-        y = (yg.permute(1, 2, 0) if shuffle else yg.transpose(0, 1)).reshape(r, g * k)  # R x M
+        x, mixed, weight, bias = _autocast_inputs(x, mixed, weight, bias)
         ctx.save_for_backward(x, mixed, weight)
         ctx.shuffle, ctx.has_bias = shuffle, bias is not None
-        return y
+        return _maps_forward(x, mixed, weight, bias, shuffle)
 
     @staticmethod
     def backward(ctx, grad):
         # everything in the forward's compute dtype (the saved tensors'); autograd casts
         # each gradient to its input's dtype
         x, mixed, weight = ctx.saved_tensors
-        g, _, k = weight.shape
-        r = x.shape[0]
-        grad = grad.view(r, k, g).permute(2, 0, 1) if ctx.shuffle else grad.view(r, g, k).transpose(0, 1)
-        grad = grad.contiguous()  # G x R x K
-        grads_in, grads_w = [None, None], []
-        for i, t, w in _inputs_and_weight_rows(x, mixed, weight):
-            n = t.shape[1] // g
-            if ctx.needs_input_grad[i]:
-                grads_in[i] = torch.bmm(grad, w.transpose(1, 2)).transpose(0, 1).reshape(r, g * n)  # R x (G*n)
-            if ctx.needs_input_grad[2]:
-                grads_w.append(torch.bmm(t.view(r, g, n).permute(1, 2, 0), grad))  # G x n x K
-        grad_w = None if not grads_w else (grads_w[0] if len(grads_w) == 1 else torch.cat(grads_w, dim=1))
-        grad_b = grad.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return grads_in[0], grads_in[1], grad_w, grad_b, None
+        needs = (*ctx.needs_input_grad[:3], ctx.has_bias and ctx.needs_input_grad[3])
+        return (*_maps_backward(x, mixed, weight, grad, ctx.shuffle, needs), None)
+
+
+class _FinishThenMaps(torch.autograd.Function):
+    """The previous layer's norm and activation (``pre.finish``) and then this layer's maps,
+    as one operation that keeps only the previous layer's raw map output ``y`` (and
+    ``mixed``) for backward: the normed and activated ``x = pre.finish(y)`` that the maps
+    would keep is recomputed in backward (elementwise, cheap) instead. A DExTra of N layers
+    so keeps one tensor per layer where the layer-by-layer computation keeps two or three."""
+
+    @staticmethod
+    def forward(ctx, pre, y, mixed, weight, bias, shuffle: bool, *pre_params):
+        device = y.device.type
+        ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+        with torch.no_grad():
+            x = pre.finish(y)
+        x, mixed_c, weight_c, bias_c = _autocast_inputs(x, mixed, weight, bias)
+        ctx.save_for_backward(y, mixed_c, weight_c)
+        ctx.pre, ctx.shuffle, ctx.has_bias, ctx.n_pre = pre, shuffle, bias is not None, len(pre_params)
+        return _maps_forward(x, mixed_c, weight_c, bias_c, shuffle)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, mixed, weight = ctx.saved_tensors
+        enabled, dtype, device = ctx.autocast
+        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+            y_in = y.detach().requires_grad_()
+            x = ctx.pre.finish(y_in)  # recomputed: R x A
+        x_c = _autocast_inputs(x.detach(), None, weight, None)[0] if enabled else x.detach()
+        needs = (True, ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.has_bias and ctx.needs_input_grad[4])
+        grad_x, grad_mixed, grad_w, grad_b = _maps_backward(x_c, mixed, weight, grad, ctx.shuffle, needs)
+        params = list(ctx.pre.finish_parameters())
+        grads = torch.autograd.grad(x, [y_in, *params], grad_x.to(x.dtype), allow_unused=True)
+        return (None, grads[0], grad_mixed, grad_w, grad_b, None, *grads[1:])
 
 
 class GroupLinear(nn.Module):
@@ -141,6 +188,9 @@ class GroupLinear(nn.Module):
         self.act = build_activation(activation) if activation is not None else None
         self.dropout = dropout
         self.fused = True  # False: the step-by-step path of forward(), for reading and testing
+        # keep only the map's output for backward and recompute the norm and activation there
+        # (their inputs and outputs are not saved): less memory, the same result
+        self.recompute = True
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -161,29 +211,59 @@ class GroupLinear(nn.Module):
         """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``.
 
         DeLighT Eq. 1-3 in order: the input mixer (group ``i`` sees ``[mixed_i, x_i]``), the
-        ``G`` linear maps, the feature shuffle, a norm over each group, the activation and
-        dropout. With ``fused`` (the default) the first three run as one operation that
-        never builds the mixed input (``_fused_maps``); ``fused = False`` runs them one by
-        one as written here. Both compute the same (tests/test_modules.py)."""
-        *lead, a = x.shape
+        ``G`` linear maps, the feature shuffle (``maps``), then a norm over each group, the
+        activation and dropout (``finish``)."""
+        *lead, _ = x.shape
+        return self.finish(self.maps(x, mixed)).reshape(*lead, self.out_features)
+
+    def maps(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None, pre: Optional["GroupLinear"] = None
+             ) -> torch.Tensor:
+        """``* x A`` (and ``* x B``) -> ``R x M``: mixer, maps and shuffle. With ``fused`` (the
+        default) the three run as one operation that never builds the mixed input
+        (``_GroupMatmul``); ``fused = False`` runs them one by one as written here. Both
+        compute the same (tests/test_modules.py).
+
+        ``pre``: ``x`` is the raw map output of the layer ``pre`` (``pre.maps``), whose
+        ``finish`` is applied first, inside one operation that keeps only ``x`` for backward
+        (``_FinishThenMaps``; ``pre.finish`` is recomputed there)."""
+        a = x.shape[-1]
         n = a + (0 if mixed is None else mixed.shape[-1])
         if n != self.in_features:
             raise ValueError(f"GroupLinear: expected {self.in_features} input features, got {n}")
-        g, k = self.groups, self.out_features // self.groups
+        x, mixed = x.reshape(-1, a), None if mixed is None else mixed.reshape(-1, n - a)  # R x A, R x B
+        if pre is not None and self.fused and pre.finish_recomputable() and torch.is_grad_enabled():
+            return _FinishThenMaps.apply(pre, x, mixed, self.weight, self.bias, self.shuffle, *pre.finish_parameters())
+        if pre is not None:
+            x = pre.finish(x)
         if self.fused:
-            y = self._fused_maps(x.reshape(-1, a), None if mixed is None else mixed.reshape(-1, n - a))  # R x M
+            return self._fused_maps(x, mixed)
+        if mixed is not None:
+            x = mix_inputs(x, mixed, self.groups)  # R x N
+        y = group_maps(x, self.weight, self.bias)  # R x M
+        return feature_shuffle(y, self.groups) if self.shuffle else y
+
+    def finish(self, y: torch.Tensor) -> torch.Tensor:
+        """``R x M`` -> ``R x M``: the norm over each group's ``M/G`` features, the activation and
+        dropout. In training the norm and activation are recomputed in backward
+        (``recompute``): only ``y`` is kept for them."""
+        if self.recompute and torch.is_grad_enabled() and y.requires_grad and (self.norm, self.act) != (None, None):
+            y = checkpoint(self._norm_act, y, use_reentrant=False, preserve_rng_state=False)
         else:
-            if mixed is not None:
-                x = mix_inputs(x, mixed, g)  # * x N
-            y = group_maps(x.reshape(-1, n), self.weight, self.bias)  # R x M
-            if self.shuffle:
-                y = feature_shuffle(y, g)
-        if self.norm is not None:
-            y = self.norm(y.reshape(-1, g, k))  # per-group norm over M/G features
-        y = y.reshape(*lead, self.out_features)
-        if self.act is not None:
-            y = self.act(y)
+            y = self._norm_act(y)
         return F.dropout(y, p=self.dropout, training=self.training)
+
+    def finish_recomputable(self) -> bool:
+        """``finish`` is a function of its input alone (no dropout drawn), so it can be recomputed."""
+        return not (self.training and self.dropout > 0)
+
+    def finish_parameters(self):
+        return [] if self.norm is None else list(self.norm.parameters())
+
+    def _norm_act(self, y: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            y = self.norm(y.reshape(-1, self.groups, self.out_features // self.groups))  # R x G x M/G
+        y = y.reshape(-1, self.out_features)
+        return y if self.act is None else self.act(y)
 
     def _fused_maps(self, x: torch.Tensor, mixed: Optional[torch.Tensor]) -> torch.Tensor:
         """``x: R x A``, ``mixed: R x B`` -> the mixed, mapped and shuffled ``R x M``."""

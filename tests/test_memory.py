@@ -1,0 +1,176 @@
+"""Memory: --checkpoint-activations / --offload-activations on every model with DeLighT or
+transformer blocks (fairseq's own wrapper, each block), and the GLT layer keeping less for
+backward; the losses and every gradient equal those of the plain path."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import build_model, make_dictionary, tiny_cfg
+from delight_fairseq.stats import preset_config
+
+
+def _lm(**overrides):
+    from delight_fairseq.models.define_lm import DefineLanguageModel
+
+    cfg = preset_config("define_lm_small", dict(dropout=0.1, **overrides))
+    cfg.max_target_positions, cfg.tokens_per_sample, cfg.tpu = None, 64, False
+    d = make_dictionary(200)
+    torch.manual_seed(0)
+    return DefineLanguageModel.build_model(cfg, SimpleNamespace(source_dictionary=d, target_dictionary=d))
+
+
+def _define_transformer(**overrides):
+    from fairseq import options
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    flags = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v]
+    args = options.parse_args_and_arch(options.get_training_parser(), ["DATA", "--task", "translation", "--arch",
+                                                                       "define_transformer_small", *flags])
+    d = make_dictionary(40)
+    torch.manual_seed(0)
+    return ARCH_MODEL_REGISTRY["define_transformer_small"].build_model(args, SimpleNamespace(source_dictionary=d,
+                                                                                            target_dictionary=d))
+
+
+MODELS = {
+    "delight_transformer": lambda **o: build_model(tiny_cfg(dropout=0.1, **o)),
+    "define_lm (DeLighT blocks)": _lm,
+    "define_lm (transformer blocks)": lambda **o: _lm(block_type="transformer", **o),
+    "define_transformer": _define_transformer,
+}
+
+
+def _loss(model, tokens, seed=1):
+    torch.manual_seed(seed)  # the same dropout masks, recomputation included
+    if hasattr(model, "encoder"):
+        out = model(tokens.flip(1), torch.full((tokens.size(0),), tokens.size(1)), tokens)
+    else:
+        out = model(tokens)
+    return out[0].float().log_softmax(-1).mean()
+
+
+def _blocks(model):
+    return [layer for part in ("encoder", "decoder") if getattr(model, part, None) is not None
+            for layer in getattr(model, part).layers]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("flag", ["checkpoint_activations", "offload_activations"])
+def test_checkpointed_blocks_give_the_same_loss_and_gradients(name, flag):
+    plain, checkpointed = MODELS[name](), MODELS[name](**{flag: True})
+    assert not any(hasattr(b, "precheckpoint_forward") for b in _blocks(plain))
+    assert _blocks(checkpointed) and all(hasattr(b, "precheckpoint_forward") for b in _blocks(checkpointed))
+    assert list(plain.state_dict()) == list(checkpointed.state_dict())  # checkpoints load either way
+    checkpointed.load_state_dict(plain.state_dict())
+    tokens = torch.randint(4, 36, (3, 7))
+    losses = []
+    for model in (plain, checkpointed):
+        model.train()
+        loss = _loss(model, tokens)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    for (n, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+        assert (p.grad is None) == (q.grad is None), n
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-5, msg=n)
+
+
+def test_incremental_decoding_of_checkpointed_blocks_equals_the_full_pass():
+    model = build_model(tiny_cfg(checkpoint_activations=True)).eval()
+    src = torch.randint(4, 40, (2, 6))
+    prev = torch.randint(4, 36, (2, 5))
+    with torch.no_grad():
+        enc = model.encoder(src, torch.full((2,), 6))
+        full = model.decoder(prev, enc)[0]
+        state, steps = {}, []
+        for t in range(1, prev.size(1) + 1):
+            steps.append(model.decoder(prev[:, :t], enc, incremental_state=state)[0])
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
+
+
+def _saved_bytes(fn, *inputs):
+    """Bytes of the tensors autograd keeps for backward while ``fn(*inputs)`` runs (each storage once)."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*inputs)
+    return out, sum(seen.values())
+
+
+def test_dextra_keeps_one_tensor_per_layer_for_backward_and_computes_the_same():
+    """Each GLT layer applies the previous one's norm and activation inside its own map
+    (recomputed in backward) and recomputes its own: a DExTra keeps less than half of what
+    the layer-by-layer computation keeps, with the same output and gradients."""
+    from delight_fairseq.modules import DExTra, GroupLinear
+
+    torch.manual_seed(0)
+    dextra = DExTra(256, 128, 128, 8, 2.0, 8)
+    x = torch.randn(64, 256, requires_grad=True)
+
+    def layer_by_layer(x):  # each layer whole, keeping what its matmul, norm and activation keep
+        inp = dextra.input_layer(x)
+        h = dextra.glt_layers[0](inp)
+        for layer in dextra.glt_layers[1:]:
+            h = layer(h, mixed=inp)
+        return dextra.output_layer(h, mixed=inp)
+
+    results = []
+    for fn, recompute in ((dextra, True), (layer_by_layer, False)):
+        for m in dextra.modules():
+            if isinstance(m, GroupLinear):
+                m.recompute = recompute
+        out, saved = _saved_bytes(fn, x)
+        grads = torch.autograd.grad(out.square().sum(), [x, *dextra.parameters()])
+        results.append((out, saved, grads))
+    (out, saved, grads), (ref, ref_saved, ref_grads) = results
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    weights = sum(p.numel() * 4 for p in dextra.parameters())
+    assert saved - weights < 0.5 * (ref_saved - weights), (saved, ref_saved)
+
+
+def test_the_fused_finish_and_maps_is_the_true_derivative():
+    """gradcheck of the previous layer's norm + swish inside the next layer's maps, with the
+    mixer and the shuffle, in double precision."""
+    from delight_fairseq.modules import GroupLinear
+
+    torch.manual_seed(0)
+    pre = GroupLinear(8, 16, 4, shuffle=True, norm="ln", activation="swish").double()
+    layer = GroupLinear(16 + 8, 12, 2, shuffle=True, norm="ln", activation="swish").double()
+    torch.nn.init.normal_(pre.norm.weight), torch.nn.init.normal_(pre.norm.bias), torch.nn.init.normal_(layer.bias)
+    y = torch.randn(5, 16, dtype=torch.double, requires_grad=True)
+    mixed = torch.randn(5, 8, dtype=torch.double, requires_grad=True)
+    params = [layer.weight, layer.bias, pre.norm.weight, pre.norm.bias]
+    assert torch.autograd.gradcheck(lambda y, m: layer.maps(y, m, pre=pre), (y, mixed))
+    out = layer.maps(y, mixed, pre=pre)
+    got = torch.autograd.grad(out.sin().sum(), params)
+    ref = layer._fused_maps(pre.finish(y), mixed)
+    want = torch.autograd.grad(ref.sin().sum(), params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_dextra_dropout_falls_back_and_matches_the_step_by_step_path():
+    from delight_fairseq.modules import DExTra, GroupLinear
+
+    torch.manual_seed(0)
+    dextra = DExTra(64, 32, 32, 4, 2.0, 4, dropout=0.2).train()
+    x = torch.randn(10, 64)
+    outs = []
+    for fused in (True, False):
+        for m in dextra.modules():
+            if isinstance(m, GroupLinear):
+                m.fused = fused
+        torch.manual_seed(3)
+        out = dextra(x.clone().requires_grad_())
+        outs.append((out, torch.autograd.grad(out.sum(), list(dextra.parameters()))))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b)
