@@ -100,6 +100,25 @@ def check_equal(x, w):
     torch.testing.assert_close(glt(x), expected, atol=1e-4, rtol=1e-4)
 
 
+def measure(arch: str, tokens: int, device: str, repeat: int, log=None):
+    """Per kernel, its forward + backward time over every grouped layer of ``arch`` relative to
+    ``bmm`` (each kernel checked equal first); ``log(line)`` gets the shape-by-shape lines."""
+    torch.manual_seed(0)
+    totals = Counter()
+    for (n, m, g), count in sorted(glt_shapes(arch).items()):
+        x = torch.randn(tokens, n, device=device, requires_grad=True)
+        w = torch.randn(g, n // g, m // g, device=device, requires_grad=True)
+        with torch.no_grad():
+            check_equal(x[:37], w)
+        times = {k: time_kernel(fn, x, w, repeat, device) for k, fn in KERNELS.items()}
+        for k, t in times.items():
+            totals[k] += t * count
+        if log:
+            log(f"{n:>5} {m:>5} {g:>3} {count:>3}  {times['bmm'] * 1e3:>8.3f}  "
+                + "  ".join(f"{times[k] / times['bmm']:>13.2f}x" for k in KERNELS if k != "bmm"))
+    return {k: totals[k] / totals["bmm"] for k in KERNELS}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="delight_transformer_wmt14_en_de_512")
@@ -107,24 +126,12 @@ def main(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeat", type=int, default=20)
     args = p.parse_args(argv)
-    torch.manual_seed(0)
     shapes = glt_shapes(args.arch)
     print(f"{args.arch}: {sum(shapes.values())} grouped layers, {len(shapes)} distinct shapes; "
           f"{args.tokens} tokens, fp32, forward+backward, {args.device}, {torch.get_num_threads()} threads")
     print(f"{'N':>5} {'M':>5} {'G':>3} {'x':>3}  {'bmm ms':>8}  " + "  ".join(f"{k:>14}" for k in KERNELS if k != "bmm"))
-    totals = Counter()
-    for (n, m, g), count in sorted(shapes.items()):
-        x = torch.randn(args.tokens, n, device=args.device, requires_grad=True)
-        w = torch.randn(g, n // g, m // g, device=args.device, requires_grad=True)
-        with torch.no_grad():
-            check_equal(x[:37], w)
-        times = {k: time_kernel(fn, x, w, args.repeat, args.device) for k, fn in KERNELS.items()}
-        for k, t in times.items():
-            totals[k] += t * count
-        print(f"{n:>5} {m:>5} {g:>3} {count:>3}  {times['bmm'] * 1e3:>8.3f}  "
-              + "  ".join(f"{times[k] / times['bmm']:>13.2f}x" for k in KERNELS if k != "bmm"))
-    print("whole model (time relative to bmm): "
-          + ", ".join(f"{k} {totals[k] / totals['bmm']:.2f}x" for k in KERNELS))
+    relative = measure(args.arch, args.tokens, args.device, args.repeat, log=print)
+    print("whole model (time relative to bmm): " + ", ".join(f"{k} {v:.2f}x" for k, v in relative.items()))
 
 
 if __name__ == "__main__":

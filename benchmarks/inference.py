@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_step import build_delight, build_transformer, matched_transformer_dim, n_params  # noqa: E402
+from train_step import build_delight, build_transformer, n_params, pairing  # noqa: E402
 
 
 def sentences_per_second(model, batch, src_len, tgt_len, beam, device, steps):
@@ -44,6 +44,20 @@ def sentences_per_second(model, batch, src_len, tgt_len, beam, device, steps):
     return batch * steps / (time.perf_counter() - start)
 
 
+def compare(name, vocab=None, batch=32, src_len=24, tgt_len=24, beam=5, steps=2, rounds=3, device="cpu", smoke=False):
+    """``(vocab, {"delight": (params, sentences/s), "transformer": ...})``, medians of ``rounds``."""
+    vocab, specs = pairing(name, vocab, smoke)
+    models = {}
+    for key, (kind, arch, v, dim, overrides) in specs.items():
+        model = build_delight(arch, v, **overrides) if kind == "delight" else build_transformer(v, dim, arch)
+        models[key] = model.to(device).eval()
+    speeds = {k: [] for k in models}
+    for _ in range(rounds):
+        for k, model in models.items():
+            speeds[k].append(sentences_per_second(model, batch, src_len, tgt_len, beam, device, steps))
+    return vocab, {k: (n_params(models[k]), statistics.median(v)) for k, v in speeds.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairing", choices=["matched", "paper"], default="matched")
@@ -55,30 +69,18 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--smoke", action="store_true", help="tiny models (a check that the script runs)")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    if args.pairing == "matched":
-        vocab = args.vocab or 10000
-        delight = build_delight("delight_transformer_wmt14_en_de_256", vocab)
-        transformer = build_transformer(vocab, matched_transformer_dim(n_params(delight), vocab))
-    else:
-        vocab = args.vocab or 43736
-        delight = build_delight("delight_transformer_wmt14_en_de_512", vocab)
-        transformer = build_transformer(vocab, arch="transformer_wmt_en_de")
-    models = {"delight": delight.to(args.device).eval(), "transformer": transformer.to(args.device).eval()}
-    speeds = {k: [] for k in models}
-    for _ in range(args.rounds):
-        for k, model in models.items():
-            speeds[k].append(sentences_per_second(model, args.batch, args.src_len, args.tgt_len, args.beam,
-                                                  args.device, args.steps))
+    vocab, med = compare(args.pairing, args.vocab, args.batch, args.src_len, args.tgt_len, args.beam, args.steps,
+                         args.rounds, args.device, args.smoke)
     print(f"pairing {args.pairing}: beam {args.beam}, {args.batch} sentences of {args.src_len} -> {args.tgt_len} "
           f"tokens per call, vocab {vocab}, {args.device}, {torch.get_num_threads()} threads, "
           f"median of {args.rounds} rounds x {args.steps} calls")
-    med = {k: statistics.median(v) for k, v in speeds.items()}
-    for k, model in models.items():
-        print(f"  {k:<12} {n_params(model) / 1e6:7.2f}M params  {med[k]:8.1f} sentences/s")
-    print(f"delight / transformer: params {n_params(delight) / n_params(transformer):.2f}x, "
-          f"sentences/s {med['delight'] / med['transformer']:.2f}x")
+    for k, (params, speed) in med.items():
+        print(f"  {k:<12} {params / 1e6:7.2f}M params  {speed:8.1f} sentences/s")
+    (pd, sd), (pt, st) = med["delight"], med["transformer"]
+    print(f"delight / transformer: params {pd / pt:.2f}x, sentences/s {sd / st:.2f}x")
 
 
 if __name__ == "__main__":

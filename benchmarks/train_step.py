@@ -3,6 +3,7 @@
 and peak memory, measured side by side in one run; prints ratios.
 
     python benchmarks/train_step.py [--pairing matched|paper] [--vocab 10000] [--batch 64 --length 32]
+        [--precision fp32|bf16|fp16] [--checkpoint-activations] [--device cuda]
 
 --pairing matched: delight_transformer_wmt14_en_de_256 vs a 6+6-layer transformer whose width
   is chosen to have the same number of parameters (same vocabulary, shared embeddings);
@@ -10,6 +11,10 @@ and peak memory, measured side by side in one run; prints ratios.
   the pair the DeLighT paper reports at equal BLEU (vocabulary 43,736).
 Each model runs in its own process (peak resident memory per model on the CPU; peak
 allocated memory on CUDA); the two alternate --rounds times and the median is reported.
+--precision bf16 / fp16 runs the step under torch.autocast (fp16 with a gradient scaler, as
+fairseq's --amp); --checkpoint-activations recomputes DeLighT's blocks in backward (the
+transformer stays without, as the memory target compares them). --smoke: tiny models, the
+same code (CI runs it on the CPU).
 """
 import argparse
 import multiprocessing as mp
@@ -45,11 +50,15 @@ def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
     return TransformerModel.build_model(args, SimpleNamespace(source_dictionary=d, target_dictionary=d))
 
 
-def build_delight(arch: str, vocab: int):
+SMOKE_DELIGHT = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_blocks=2, decoder_blocks=2,
+                    encoder_max_depth=4, decoder_max_depth=4, embed_map_dim=32)  # --smoke: a tiny DeLighT
+
+
+def build_delight(arch: str, vocab: int, **overrides):
     import delight_fairseq.models  # noqa: F401  (registers the models)
     from delight_fairseq.stats import build_from_arch
 
-    return build_from_arch(arch, vocab, overrides={"dropout": 0.0})
+    return build_from_arch(arch, vocab, overrides={"dropout": 0.0, **overrides})
 
 
 def n_params(model):
@@ -69,21 +78,30 @@ def matched_transformer_dim(target: int, vocab: int) -> int:
 
 def run(spec, queue):
     """Child process: build, warm up, time ``steps`` training steps; report tokens/s and memory."""
-    kind, name, vocab, dim, batch, length, steps, device, threads, profile = spec
+    (kind, name, vocab, dim, overrides, batch, length, steps, device, threads, precision, checkpoint,
+     profile) = spec
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = (build_delight(name, vocab) if kind == "delight" else build_transformer(vocab, dim, name)).to(device)
+    if kind == "delight":
+        model = build_delight(name, vocab, **overrides, **({"checkpoint_activations": True} if checkpoint else {}))
+    else:
+        model = build_transformer(vocab, dim, name)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")  # fp16: dynamic loss scaling
     src = torch.randint(4, vocab, (batch, length), device=device)
     prev = torch.randint(4, vocab, (batch, length), device=device)
     lengths = torch.full((batch,), length, device=device)
 
     def step():
-        logits = model(src, lengths, prev)[0]
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), prev.view(-1))
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(src, lengths, prev)[0]
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), prev.view(-1))
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     for _ in range(2):
         step()
@@ -108,7 +126,16 @@ def run(spec, queue):
     queue.put((n_params(model), batch * length / seconds, memory))
 
 
-def measure(spec):
+class _Queue(list):
+    put = list.append
+
+
+def measure(spec, spawn: bool = True):
+    """``run(spec)`` in a fresh process (its peak memory its own), or here with ``spawn=False``."""
+    if not spawn:
+        queue = _Queue()
+        run(spec, queue)
+        return queue[0]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     p = ctx.Process(target=run, args=(spec, queue))
@@ -116,6 +143,37 @@ def measure(spec):
     result = queue.get()
     p.join()
     return result
+
+
+def pairing(name: str, vocab=None, smoke: bool = False):
+    """``(vocab, {"delight": (kind, arch, vocab, dim, overrides), "transformer": ...})`` of a pairing."""
+    if smoke:
+        vocab = vocab or 500
+        return vocab, {"delight": ("delight", "delight_transformer_wmt14_en_de_128", vocab, None, SMOKE_DELIGHT),
+                       "transformer": ("transformer", "transformer", vocab, 48, {})}
+    if name == "matched":
+        vocab = vocab or 10000
+        delight = "delight_transformer_wmt14_en_de_256"
+        target = n_params(build_delight(delight, vocab))
+        return vocab, {"delight": ("delight", delight, vocab, None, {}),
+                       "transformer": ("transformer", "transformer", vocab, matched_transformer_dim(target, vocab), {})}
+    vocab = vocab or 43736
+    return vocab, {"delight": ("delight", "delight_transformer_wmt14_en_de_512", vocab, None, {}),
+                   "transformer": ("transformer", "transformer_wmt_en_de", vocab, None, {})}
+
+
+def compare(specs, batch, length, steps, rounds, device, threads, precision="fp32", checkpoint=False, profile=False,
+            spawn=True):
+    """``{key: (params, tokens/s, peak memory bytes)}``, the median over ``rounds`` alternating runs;
+    ``checkpoint`` applies to DeLighT only; ``spawn=False`` runs here (quicker, memory not its own)."""
+    results = {k: [] for k in specs}
+    for r in range(rounds):
+        for k, (kind, name, v, dim, overrides) in specs.items():
+            spec = (kind, name, v, dim, overrides, batch, length, steps, device, threads, precision,
+                    checkpoint and kind == "delight", profile and r == 0)
+            results[k].append(measure(spec, spawn))
+    return {k: (runs[0][0], statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs))
+            for k, runs in results.items()}
 
 
 def main(argv=None):
@@ -128,31 +186,19 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--checkpoint-activations", action="store_true", help="DeLighT recomputes its blocks in backward")
     p.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of one step")
+    p.add_argument("--smoke", action="store_true", help="tiny models (a check that the script runs)")
     args = p.parse_args(argv)
-    if args.pairing == "matched":
-        vocab = args.vocab or 10000
-        delight = "delight_transformer_wmt14_en_de_256"
-        target = n_params(build_delight(delight, vocab))
-        specs = {"delight": ("delight", delight, vocab, None),
-                 "transformer": ("transformer", "transformer", vocab, matched_transformer_dim(target, vocab))}
-    else:
-        vocab = args.vocab or 43736
-        specs = {"delight": ("delight", "delight_transformer_wmt14_en_de_512", vocab, None),
-                 "transformer": ("transformer", "transformer_wmt_en_de", vocab, None)}
-    results = {k: [] for k in specs}
-    for r in range(args.rounds):
-        for k, (kind, name, v, dim) in specs.items():
-            spec = (kind, name, v, dim, args.batch, args.length, args.steps, args.device, args.threads, args.profile and r == 0)
-            results[k].append(measure(spec))
+    vocab, specs = pairing(args.pairing, args.vocab, args.smoke)
+    med = compare(specs, args.batch, args.length, args.steps, args.rounds, args.device, args.threads, args.precision,
+                  args.checkpoint_activations, args.profile)
     print(f"pairing {args.pairing}: {args.batch} x {args.length} target tokens per step, vocab {vocab}, "
-          f"{args.device}, {args.threads} threads, median of {args.rounds} rounds x {args.steps} steps")
-    med = {}
-    for k, runs in results.items():
-        params = runs[0][0]
-        tps = statistics.median(r[1] for r in runs)
-        mem = statistics.median(r[2] for r in runs)
-        med[k] = (params, tps, mem)
+          f"{args.device}, {args.threads} threads, {args.precision}"
+          f"{', DeLighT with activation checkpointing' if args.checkpoint_activations else ''}, "
+          f"median of {args.rounds} rounds x {args.steps} steps")
+    for k, (params, tps, mem) in med.items():
         name = specs[k][1] + (f" (d {specs[k][3]})" if specs[k][3] else "")
         print(f"  {name:<40} {params / 1e6:7.2f}M params  {tps:9.0f} tokens/s  peak memory {mem / 2**20:8.0f} MiB")
     (pd, td, md), (pt, tt, mt) = med["delight"], med["transformer"]

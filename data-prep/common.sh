@@ -41,11 +41,12 @@ parse_args() {
 
 # step NAME COMMAND... : run COMMAND unless NAME finished in an earlier run
 step() {
-    local name=$1; shift
+    local name=$1 t0=$SECONDS; shift
     if [ -e "$WORK/.done-$name" ]; then log "$name: done before, skipped"; return 0; fi
     log "$name"
     "$@"
     touch "$WORK/.done-$name"
+    log "$name: finished in $((SECONDS - t0)) s"
 }
 
 # fetch ARCHIVE URL [ALGO:DIGEST] : take ARCHIVE from --raw-dir, or download it and check
@@ -60,9 +61,12 @@ fetch() {
         if [ ! -e "$path" ]; then
             mkdir -p "$WORK/download"
             log "downloading $url"
-            curl -fsSL --retry 2 --connect-timeout 20 -o "$path.part" "${url}" \
+            local t0=$SECONDS shown=(-sS)
+            [ -t 2 ] && shown=(--progress-bar)  # a bar with its rate on a terminal
+            curl -fL "${shown[@]}" --retry 2 --connect-timeout 20 -o "$path.part" "${url}" \
                 || die "could not download $url; download it yourself and run again with --raw-dir DIR, DIR holding $name (or its extracted files)"
             mv "$path.part" "$path"
+            log "downloaded $name: $(du -h "$path" | cut -f1) in $((SECONDS - t0)) s"
         fi
         [ -z "$digest" ] || step "verify-$name" verify "$path" "$digest"
     fi
@@ -121,7 +125,8 @@ preprocess() {
     fairseq-preprocess "$@" --destdir "$OUT_DIR.tmp" --workers "$WORKERS" > "$WORK/preprocess.log" 2>&1 \
         || { tail -n 20 "$WORK/preprocess.log" >&2; die "fairseq-preprocess failed (log: $WORK/preprocess.log)"; }
     rm -rf "$OUT_DIR" && mv "$OUT_DIR.tmp" "$OUT_DIR"
-    log "binaries in $OUT_DIR ($(wc -l < "$OUT_DIR/$dict") dictionary entries before specials)"
+    log "binaries in $OUT_DIR ($(wc -l < "$OUT_DIR/$dict") dictionary entries before specials); per split:"
+    grep " sents, " "$WORK/preprocess.log" | sed 's/^.*fairseq_cli\.preprocess[: |]*/    /' >&2 || true
 }
 
 # binarize_lm TRAIN VALID TEST : a language model's three token files (relative to the raw

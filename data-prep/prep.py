@@ -18,7 +18,9 @@ normalize-punctuation.perl and remove-non-printing-char.perl (``--normalize``),
 lowercase.perl, clean-corpus-n.perl. ``--workers N`` splits a file into N contiguous
 parts, processes them in parallel and joins them in order: the output is the same as
 with one worker. Input that is not valid UTF-8 is decoded with replacement characters,
-never a crash.
+never a crash. Every step that reads a corpus shows its progress (a bar with its rate and ETA
+on a terminal, a plain line every 30 s in a log: ``progress.py``) and ends with one line:
+lines in, lines kept, time.
 """
 import argparse
 import html
@@ -29,6 +31,9 @@ from contextlib import contextmanager
 from multiprocessing import Pool
 
 import regex
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from progress import Progress, count_lines  # noqa: E402
 
 IWSLT_DROP = ("<url>", "<talkid>", "<keywords>")  # fairseq: grep -v each
 IWSLT_UNTAG = ("<title>", "</title>", "<description>", "</description>")  # fairseq: sed, the text stays
@@ -120,35 +125,47 @@ def _run_chunk(lines):
     return [_worker_fn(line) for line in lines]
 
 
-def map_lines(factory, factory_args, path, out_path, workers: int):
-    """``factory(*factory_args)`` applied to every line of ``path``, ``workers`` contiguous
-    parts in parallel, written in order."""
+CHUNK = 2000  # lines a worker takes at a time (progress is counted per chunk)
+
+
+def map_lines(factory, factory_args, path, out_path, workers: int, what: str):
+    """``factory(*factory_args)`` applied to every line of ``path``, in chunks over ``workers``
+    processes, written in order (the same output as one worker); progress shown as ``what``."""
     lines = list(read_lines(path))
-    if workers <= 1 or len(lines) < 2 * workers:
-        fn = factory(*factory_args)
-        results = [[fn(line) for line in lines]]
-    else:
-        size = -(-len(lines) // workers)
-        chunks = [lines[i:i + size] for i in range(0, len(lines), size)]
-        with Pool(workers, initializer=_init_worker, initargs=(factory, factory_args)) as pool:
-            results = pool.map(_run_chunk, chunks)
+    chunks = [lines[i:i + CHUNK] for i in range(0, len(lines), CHUNK)]
+    progress = Progress(what, total=len(lines))
     with atomic_write(out_path) as out:
-        for chunk in results:
-            for line in chunk:
-                out.write(line + "\n")
+        if workers <= 1 or len(chunks) < 2:
+            fn = factory(*factory_args)
+            results = ([fn(line) for line in chunk] for chunk in chunks)
+            pool = None
+        else:
+            pool = Pool(workers, initializer=_init_worker, initargs=(factory, factory_args))
+            results = pool.imap(_run_chunk, chunks)
+        try:
+            for chunk in results:
+                out.write("".join(line + "\n" for line in chunk))
+                progress.update(len(chunk))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+    progress.close(kept=len(lines))
 
 
 def tokenize(args):
     map_lines(Tokenizer, (args.lang, args.normalize, args.aggressive, args.lowercase, args.romanian),
-              args.input, args.out, args.workers)
+              args.input, args.out, args.workers, f"tokenize {os.path.basename(args.input)}")
 
 
 def clean(args):
     """Moses clean-corpus-n: drop pairs with an empty side, a side longer than --max
     tokens, or a length ratio above --ratio."""
     kept = dropped = 0
+    progress = Progress(f"clean {os.path.basename(args.src)}", total=count_lines(args.src))
     with atomic_write(args.out_src) as fs, atomic_write(args.out_tgt) as ft:
         for s, t in zip(read_lines(args.src), read_lines(args.tgt)):
+            progress.update()
             s, t = " ".join(s.split()), " ".join(t.split())  # clean-corpus-n.perl collapses whitespace
             ns, nt = len(s.split()), len(t.split())
             if args.min <= ns <= args.max and args.min <= nt <= args.max and max(ns, nt) <= args.ratio * min(ns, nt):
@@ -157,7 +174,7 @@ def clean(args):
                 kept += 1
             else:
                 dropped += 1
-    print(f"clean: kept {kept} pairs, dropped {dropped}", file=sys.stderr)
+    progress.close(kept=kept, detail=f"{dropped:,} dropped (1-{args.max} tokens, ratio <= {args.ratio})")
 
 
 def split_valid(args):
@@ -175,14 +192,17 @@ def bpe_learn(args):
     from subword_nmt.learn_bpe import learn_bpe
 
     tmp = f"{args.codes}.tmp"
+    progress = Progress(f"learn BPE ({args.merges:,} merges)", total=None)
     with open(tmp, "w", encoding="utf-8") as out:
-        learn_bpe(_joined(args.inputs), out, args.merges)
+        learn_bpe(_joined(args.inputs, progress), out, args.merges)
     os.replace(tmp, args.codes)
+    progress.close()
 
 
-def _joined(paths):
+def _joined(paths, progress):
     for path in paths:
         for line in read_lines(path):
+            progress.update()
             yield line + "\n"
 
 
@@ -198,7 +218,7 @@ class BPEApplier:
 
 
 def bpe_apply(args):
-    map_lines(BPEApplier, (args.codes,), args.input, args.out, args.workers)
+    map_lines(BPEApplier, (args.codes,), args.input, args.out, args.workers, f"apply BPE {os.path.basename(args.input)}")
 
 
 def main(argv=None):

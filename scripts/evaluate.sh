@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Evaluate a trained run as the papers did.
 #
-#   bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [-- FAIRSEQ_OPTION...]
+#   bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [--dry-run] [-- FAIRSEQ_OPTION...]
 #
 # Translation (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro): the checkpoint the
 # authors scored -- checkpoint_best.pt for WMT, the average of the last 10 epoch checkpoints
@@ -14,11 +14,15 @@
 # 192; ptb as AWD-LSTM evaluates, one stream carrying its state through the whole test text
 # (--task bptt_lm, batch 1, segments of 70); wikitext103_txl as
 # fairseq's Transformer-XL example: 64-token segments, memory 640, clamp 400.
+# Your own corpus (custom, data-prep/custom.sh): SentencePiece output detokenised
+# (--post-process sentencepiece), sacreBLEU against the raw references, its signature printed;
+# custom_lm as ptb.
 # The DeFINE Transformer (wmt14_en_de_define) is scored as the DeLighT En-De runs, on its
 # validation set (newstest2014) and its test set (newstest2017), checkpoint_best.pt (no averaging).
 # Binaries from data-bin/DATASET, or the data-bin its config names (DATA_DIR overrides);
 # outputs go to CKPT_DIR.
 # Options after -- go to fairseq-generate / fairseq-eval-lm (they override the above).
+# --dry-run prints the commands (one a line) instead of running them.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$REPO/.venv/bin/python" ] && export PATH="$REPO/.venv/bin:$PATH"
@@ -26,30 +30,35 @@ PY=$(command -v python)
 die() { echo "evaluate.sh: $*" >&2; exit 1; }
 [ $# -ge 2 ] || die "usage: bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [-- FAIRSEQ_OPTION...]"
 DATASET=$1 CKPT=$2; shift 2
-AVERAGE=1
+AVERAGE=1 DRY=""
 [ "$DATASET" = iwslt14_de_en ] && AVERAGE=10
 while [ $# -gt 0 ]; do
     case $1 in
         --average) AVERAGE=${2:?--average needs a number}; shift 2 ;;
+        --dry-run) DRY=1; shift ;;
         --) shift; break ;;
         *) die "unknown option $1" ;;
     esac
 done
 BINARIES=$(sed -n 's/^# data-bin: //p' "$REPO/configs/$DATASET.yaml" 2>/dev/null || true)
 DATA=${DATA_DIR:-$REPO/data-bin/${BINARIES:-$DATASET}}
-[ -d "$DATA" ] || die "no binaries in $DATA: run bash data-prep/${BINARIES:-$DATASET}.sh first (or set DATA_DIR)"
-[ -d "$CKPT" ] || die "no checkpoint folder $CKPT"
+[ -d "$DATA" ] || [ -n "$DRY" ] || die "no binaries in $DATA: run bash data-prep/${BINARIES:-$DATASET}.sh first (or set DATA_DIR)"
+[ -d "$CKPT" ] || [ -n "$DRY" ] || die "no checkpoint folder $CKPT"
 PLUGIN="$REPO/delight_fairseq"
 
 LM=()
 case $DATASET in
     wikitext103) LM=(--tokens-per-sample 512 --context-window 400 --batch-size 2) ;;
     wikitext103_lstm) LM=(--tokens-per-sample 256 --context-window 192 --batch-size 2) ;;
-    ptb) LM=(--task bptt_lm --tokens-per-sample 70 --batch-size 1) ;;  # AWD-LSTM's: the state carried through the text
+    ptb|custom_lm) LM=(--task bptt_lm --tokens-per-sample 70 --batch-size 1) ;;  # AWD-LSTM's: the state carried through the text
     wikitext103_txl) LM=(--task truncated_bptt_lm --batch-size 1 --required-batch-size-multiple 1 --tokens-per-sample 64
                          --model-overrides '{"mem_len":640,"clamp_len":400,"same_length":True}') ;;
 esac
+run() {  # the command, or with --dry-run its words
+    if [ -n "$DRY" ]; then echo "$*"; else "$@"; fi
+}
 if [ ${#LM[@]} -gt 0 ]; then
+    [ -n "$DRY" ] && { run fairseq-eval-lm "$DATA" --user-dir "$PLUGIN" --path "$CKPT/checkpoint_best.pt" --gen-subset test "${LM[@]}" "$@"; exit 0; }
     [ -f "$CKPT/checkpoint_best.pt" ] || die "no $CKPT/checkpoint_best.pt"
     fairseq-eval-lm "$DATA" --user-dir "$PLUGIN" --path "$CKPT/checkpoint_best.pt" --gen-subset test \
         "${LM[@]}" "$@" 2>&1 | tee "$CKPT/eval_lm.log" | grep -E "Perplexity|Error"
@@ -57,20 +66,22 @@ if [ ${#LM[@]} -gt 0 ]; then
 fi
 
 case $DATASET in
-    wmt14_en_de|wmt14_en_de_define) LENPEN=0.4 COMPOUND=(--compound-split) ;;
-    wmt14_en_fr) LENPEN=0.9 COMPOUND=() ;;
-    wmt16_en_ro) LENPEN=1.0 COMPOUND=(--romanian) ;;
-    iwslt14_de_en) LENPEN=1.0 COMPOUND=() ;;
-    *) die "unknown dataset $DATASET: iwslt14_de_en, wmt14_en_de, wmt14_en_de_define, wmt14_en_fr, wmt16_en_ro, wikitext103, wikitext103_lstm, wikitext103_txl or ptb" ;;
+    wmt14_en_de|wmt14_en_de_define) LENPEN=0.4 SCORING=(--compound-split) ;;
+    wmt14_en_fr) LENPEN=0.9 SCORING=() ;;
+    wmt16_en_ro) LENPEN=1.0 SCORING=(--romanian) ;;
+    iwslt14_de_en) LENPEN=1.0 SCORING=() ;;
+    custom) LENPEN=1.0 SCORING=(--detokenized) ;;  # SentencePiece output is raw text
+    *) die "unknown dataset $DATASET: iwslt14_de_en, wmt14_en_de, wmt14_en_de_define, wmt14_en_fr, wmt16_en_ro, custom, wikitext103, wikitext103_lstm, wikitext103_txl, ptb or custom_lm" ;;
 esac
 test_bin=$(ls "$DATA"/test.*-*.*.bin 2>/dev/null | head -n 1) || true
-[ -n "$test_bin" ] || die "no test set binaries (test.SRC-TGT.*.bin) in $DATA"
+[ -n "$test_bin" ] || [ -n "$DRY" ] || die "no test set binaries (test.SRC-TGT.*.bin) in $DATA"
+[ -n "$test_bin" ] || test_bin=test.SRC-TGT.SRC.bin
 pair=$(basename "$test_bin" | cut -d. -f2)  # SRC-TGT
 SRC=${pair%-*} TGT=${pair#*-}
 
 if [ "$AVERAGE" -gt 1 ]; then
     MODEL="$CKPT/averaged_last_$AVERAGE.pt"
-    "$PY" "$REPO/scripts/average_checkpoints.py" "$CKPT" --num "$AVERAGE" --output "$MODEL"
+    run "$PY" "$REPO/scripts/average_checkpoints.py" "$CKPT" --num "$AVERAGE" --output "$MODEL"
 else
     MODEL="$CKPT/checkpoint_best.pt"
 fi
@@ -78,12 +89,19 @@ SUBSETS=(test)
 [ "$DATASET" = wmt14_en_de_define ] && SUBSETS=(valid test)  # the DeFINE paper: newstest2014 and newstest2017
 for subset in "${SUBSETS[@]}"; do
     [ ${#SUBSETS[@]} -gt 1 ] && echo "$subset:"
-    fairseq-generate "$DATA" --user-dir "$PLUGIN" --path "$MODEL" --source-lang "$SRC" --target-lang "$TGT" \
-        --gen-subset "$subset" --beam 5 --lenpen "$LENPEN" --remove-bpe --batch-size 128 \
-        --required-batch-size-multiple 1 "$@" > "$CKPT/generate-$subset.txt" 2> "$CKPT/generate-$subset.log" \
-        || { tail -n 20 "$CKPT/generate-$subset.log" >&2; die "fairseq-generate failed (log: $CKPT/generate-$subset.log)"; }
+    POST=(--remove-bpe)
+    [ "$DATASET" = custom ] && POST=(--post-process sentencepiece)
+    GENERATE=(fairseq-generate "$DATA" --user-dir "$PLUGIN" --path "$MODEL" --source-lang "$SRC" --target-lang "$TGT"
+              --gen-subset "$subset" --beam 5 --lenpen "$LENPEN" "${POST[@]}" --batch-size 128
+              --required-batch-size-multiple 1 "$@")
+    if [ -n "$DRY" ]; then
+        run "${GENERATE[@]}"
+    else
+        "${GENERATE[@]}" > "$CKPT/generate-$subset.txt" 2> "$CKPT/generate-$subset.log" \
+            || { tail -n 20 "$CKPT/generate-$subset.log" >&2; die "fairseq-generate failed (log: $CKPT/generate-$subset.log)"; }
+    fi
     RAW_REF=()
     raw="${DATA}.work/text/$subset.ref.$TGT"  # the references as published, which the data-prep scripts keep
     [ "$DATASET" != iwslt14_de_en ] && [ -f "$raw" ] && RAW_REF=(--raw-ref "$raw")
-    "$PY" "$REPO/scripts/score_bleu.py" "$CKPT/generate-$subset.txt" --lang "$TGT" "${COMPOUND[@]}" "${RAW_REF[@]}"
+    run "$PY" "$REPO/scripts/score_bleu.py" "$CKPT/generate-$subset.txt" --lang "$TGT" "${SCORING[@]}" "${RAW_REF[@]}"
 done

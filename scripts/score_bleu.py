@@ -9,6 +9,10 @@
   scores it; with ``--compound-split`` hyphenated compounds are split first
   (``a-b -> a ##AT##-##AT## b``), the WMT'14 En-De convention of Vaswani et al.
 
+``--detokenized``: the hypotheses are raw text already (SentencePiece's, generated with
+``--post-process sentencepiece``), scored as they are. The detokenised score prints
+sacreBLEU's signature.
+
 With ``--romanian`` both sides get the WMT'16 Romanian normalisation of the data-prep
 (cedillas to commas below, diacritics removed): the model learned targets without
 diacritics, so scoring them against references with diacritics costs several points.
@@ -54,16 +58,18 @@ def romanian_normaliser():
     return prep.normalise_romanian
 
 
-def scores(ids, hyps, refs, lang, compound=False, raw_refs=None, romanian=False):
+def scores(ids, hyps, refs, lang, compound=False, raw_refs=None, romanian=False, detokenized=False):
     detok = MosesDetokenizer(lang=lang)
-    hyp_detok = [detok.detokenize(h.split()) for h in hyps]
+    hyp_detok = hyps if detokenized else [detok.detokenize(h.split()) for h in hyps]
     ref_detok = [raw_refs[i] for i in ids] if raw_refs is not None else [detok.detokenize(r.split()) for r in refs]
     if romanian:
         normalise = romanian_normaliser()
         hyp_detok, ref_detok = [normalise(h) for h in hyp_detok], [normalise(r) for r in ref_detok]
     split = compound_split if compound else (lambda s: s)
+    bleu = sacrebleu.metrics.BLEU()
     return {
-        "detok": sacrebleu.corpus_bleu(hyp_detok, [ref_detok]).score,
+        "detok": bleu.corpus_score(hyp_detok, [ref_detok]).score,
+        "signature": str(bleu.get_signature()),
         "tok": sacrebleu.corpus_bleu([split(h) for h in hyps], [[split(r) for r in refs]], tokenize="none").score,
     }
 
@@ -75,6 +81,8 @@ def main(argv=None):
     p.add_argument("--compound-split", action="store_true")
     p.add_argument("--romanian", action="store_true", help="remove Romanian diacritics on both sides (WMT'16 En-Ro)")
     p.add_argument("--raw-ref", help="raw (untokenised) references, one per line, in test-set order")
+    p.add_argument("--detokenized", action="store_true",
+                   help="the hypotheses are raw text already (--post-process sentencepiece): no Moses detokenizer")
     args = p.parse_args(argv)
     ids, hyps, refs = read_generate(args.generate_output)
     raw = None
@@ -82,9 +90,9 @@ def main(argv=None):
         raw = open(args.raw_ref, encoding="utf-8", errors="replace").read().splitlines()
         if max(ids) >= len(raw):
             raise SystemExit(f"score_bleu: {args.raw_ref} has {len(raw)} lines, the output needs {max(ids) + 1}")
-    s = scores(ids, hyps, refs, args.lang, args.compound_split, raw, args.romanian)
+    s = scores(ids, hyps, refs, args.lang, args.compound_split, raw, args.romanian, args.detokenized)
     print(f"sentences {len(ids)}")
-    print(f"BLEU (detokenised, sacrebleu) {s['detok']:.2f}")
+    print(f"BLEU (detokenised, sacrebleu) {s['detok']:.2f}  [{s['signature']}]")
     print(f"BLEU (tokenised{', compound-split' if args.compound_split else ''}) {s['tok']:.2f}")
 
 

@@ -146,3 +146,41 @@ LM_TRAIN_ARGS = [
     "--seed", 1, "--dropout", 0.0, "--num-workers", 0, "--data-buffer-size", 0, "--log-format", "simple",
     "--log-interval", 100, "--no-epoch-checkpoints",
 ]
+
+
+def seen_and_unseen(lm_data):
+    """``(word, a successor it has in the training text, a word that never follows it)``, for
+    checking that a trained language model scores a seen continuation above an unseen one."""
+    import collections
+
+    words = (lm_data / "raw" / "train.txt").read_text().split()
+    successors = collections.defaultdict(collections.Counter)
+    for a, b in zip(words, words[1:]):
+        successors[a][b] += 1
+    word = "w94"
+    seen = successors[word].most_common(1)[0][0]
+    unseen = next(w for w in sorted(set(words)) if w not in successors[word])
+    return word, seen, unseen
+
+
+# ----- the fast tier (pytest -m fast): every test that trains nothing through the command line --------------
+
+SLOW_FIXTURES = {"toy_bin", "toy_checkpoint", "lm_data", "trained", "trained_lm", "one_worker", "awd_run", "custom_mt",
+                 "converted"}
+SLOW_TESTS = {  # in-process or short-subprocess tests that still take seconds each
+    "test_dextra_under_torch_compile_equals_eager", "test_every_dataset_config_trains_through_train_sh",
+    "test_the_gpu_suite_runs_with_smoke_sizes", "test_lm_preset_in_bf16_and_fp16_matches_fp32",
+    "test_translation_preset_in_bf16_and_fp16_matches_fp32", "test_model_configs_are_generated_from_the_presets",
+}
+SLOW_FILES = {"test_data_prep.py", "test_package.py", "test_resume.py", "test_hostile_data.py", "test_ddp_modules.py"}
+FAST_ANYWAY = {"test_parallel_tokenisation_and_bpe_equal_one_worker"}  # data-prep's text steps, in seconds
+
+
+def pytest_collection_modifyitems(config, items):
+    """``fast``: the maintainers' quick tier (README, "Development"): tests that use none of the
+    trained fixtures, run no data-prep script or fresh interpreter, and are not listed as slow."""
+    for item in items:
+        name = item.originalname if hasattr(item, "originalname") else item.name
+        if name in FAST_ANYWAY or not (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or name in SLOW_TESTS
+                                        or item.path.name in SLOW_FILES):
+            item.add_marker(pytest.mark.fast)

@@ -14,7 +14,7 @@ MODEL_CONFIGS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml
 DATASET_OF = {"iwslt": "iwslt14_de_en", "wmt14_en_de": "wmt14_en_de", "wmt14_en_fr": "wmt14_en_fr",
               "wmt16_en_ro": "wmt16_en_ro", "lm": "wikitext103", "lstm_wiki103": "wikitext103_lstm", "lstm_": "ptb",
               "define_transformer": "wmt14_en_de_define", "txl_": "wikitext103_txl"}
-LM_DATASETS = ("wikitext103", "wikitext103_lstm", "ptb", "wikitext103_txl")
+LM_DATASETS = ("wikitext103", "wikitext103_lstm", "ptb", "wikitext103_txl", "custom_lm")
 GPUS_GROUP = {"wikitext103": "lm_1", "wmt14_en_de": "wmt_1", "wmt14_en_fr": "wmt_1", "wmt16_en_ro": "wmt_1"}
 # model options shrunk for the CPU (Hydra's ++ sets a key whether or not the YAML lists it)
 SHRINK_MT = dict(encoder_embed_dim=32, decoder_embed_dim=32, embed_map_dim=16, encoder_blocks=2,
@@ -27,7 +27,7 @@ SHRINK_LSTM = dict(decoder_input_dim=16, decoder_embed_dim=32, decoder_hidden_si
 SHRINK_TRANSFORMER = dict(encoder_embed_dim=32, decoder_embed_dim=32, encoder_ffn_embed_dim=32, decoder_ffn_embed_dim=32,
                           encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
                           define_map_dim=16, define_expand_dim=64, define_max_groups=2)
-SHRINK = {"wikitext103": SHRINK_LM, "ptb": SHRINK_LSTM,
+SHRINK = {"wikitext103": SHRINK_LM, "ptb": SHRINK_LSTM, "custom_lm": SHRINK_LSTM,
           "wikitext103_lstm": dict(SHRINK_LSTM, adaptive_input_cutoff="'50,120'", adaptive_softmax_cutoff="'50,120'"),
           "wmt14_en_de_define": SHRINK_TRANSFORMER,
           "wikitext103_txl": dict(n_layer=1, d_model=32, n_head=2, d_head=16, d_inner=32, d_embed=16, mem_len=8,
@@ -72,7 +72,7 @@ def test_config_composes_builds_and_takes_a_training_step(model, toy_bin, lm_dat
     lm = dataset in LM_DATASETS
     shrink, overrides = _overrides(model, dataset)
     hydra_init(dataset)
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.1"):
         cfg = compose(config_name=dataset, overrides=[f"task.data={lm_data / 'bin' if lm else toy_bin}",
                                                       "checkpoint.save_dir=/unused", *overrides])
     add_defaults(cfg)  # as fairseq-hydra-train: each group's dataclass defaults, then every value resolved
@@ -99,17 +99,18 @@ def test_config_composes_builds_and_takes_a_training_step(model, toy_bin, lm_dat
             assert cfg.model[key] == value, (key, cfg.model[key], value)
 
 
-@pytest.mark.parametrize("dataset", sorted(set(DATASET_OF.values())))
+@pytest.mark.parametrize("dataset", sorted(set(DATASET_OF.values()) | {"custom", "custom_lm"}))
 def test_every_dataset_config_trains_through_train_sh(dataset, toy_bin, lm_data, tmp_path):
     """One model per dataset config, 2 updates through scripts/train.sh and fairseq-hydra-train."""
-    model = next(m for m in MODEL_CONFIGS if dataset_of(m) == dataset)
+    model = {"custom": "iwslt_de_en", "custom_lm": "lstm_ptb"}.get(dataset) or \
+        next(m for m in MODEL_CONFIGS if dataset_of(m) == dataset)
     lm = dataset in LM_DATASETS
     _, overrides = _overrides(model, dataset)
     env = dict(os.environ, DATA_DIR=str(lm_data / "bin" if lm else toy_bin), SAVE_DIR=str(tmp_path / "ckpt"))
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "train.sh"), dataset, *overrides, "optimization.max_update=2",
          "optimization.max_epoch=0", "optimization.update_freq=[1]", "checkpoint.save_interval_updates=0",
-         *([] if dataset == "ptb" else ["++lr_scheduler.warmup_updates=1"])],  # NT-ASGD has no warmup
+         *([] if dataset in ("ptb", "custom_lm") else ["++lr_scheduler.warmup_updates=1"])],  # NT-ASGD: no warmup
         capture_output=True, text=True, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

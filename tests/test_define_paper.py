@@ -129,3 +129,9 @@ def test_the_papers_translation_models():
     body = rest["define_transformer_wmt_en_de_baseline_separate"]
     assert body == rest["define_transformer_wmt_en_de_baseline"] == 44_138_496  # 6 + 6 layers of d 512, FFN 2048
     assert (92e6 - body) / (3 * 512) == pytest.approx(31_160, abs=1)
+
+
+def test_the_small_presets_sizes():
+    """README: the CPU presets on toy dictionaries (200 words; the translation one 40)."""
+    assert _count(_build("define_lstm_lm_small", 200)) == 710_336
+    assert _count(_build("define_transformer_xl_small", 200)) == 112_106

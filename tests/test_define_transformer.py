@@ -103,6 +103,11 @@ def test_it_learns_the_toy_task(toy_bin, trained):
     assert len(hyps) == 100
     bleu = sacrebleu.corpus_bleu([hyps[i] for i in sorted(hyps)], [[refs[i] for i in sorted(hyps)]]).score
     assert bleu > 80, f"BLEU {bleu:.1f} after 400 updates"
+    # and from Python: fairseq's hub interface through the plugin's class
+    from delight_fairseq import DefineTransformerModel
+
+    hub = DefineTransformerModel.from_pretrained(str(trained.parent), trained.name, str(toy_bin))
+    assert hub.translate("a1 a2 a3", beam=5) == "B3 B2 B1"
 
 
 def test_hydra_trains_the_preset(toy_bin, tmp_path):

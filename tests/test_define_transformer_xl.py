@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import PLUGIN, num_params, run_cli
+from conftest import PLUGIN, run_cli, seen_and_unseen
 from delight_fairseq.errors import ConfigError
 from delight_fairseq.stats import dictionary_of_size, preset_config
 
@@ -66,5 +66,8 @@ def test_trains_and_evaluates_through_fairseq(lm_data, tmp_path):
     from delight_fairseq import DefineTransformerXLLanguageModel
 
     lm = DefineTransformerXLLanguageModel.from_pretrained(str(save), "checkpoint_last.pt", str(lm_data / "bin"))
-    assert lm.sample("w94 w18", beam=2, max_len_b=3).split()[:2] == ["w94", "w18"]
-    assert torch.all(lm.score("w94 w18 w68")["positional_scores"] < 0)
+    word, seen, unseen = seen_and_unseen(lm_data)
+    scores = {w: lm.score(f"{word} {w}")["positional_scores"] for w in (seen, unseen)}
+    assert scores[seen][-1] > scores[unseen][-1] + 2.0, scores  # the second word: seen, e^2 times as likely at least
+    sample = lm.sample(f"{word} {seen}", sampling=True, sampling_topk=5, beam=1, min_len=6, max_len_b=6).split()
+    assert sample[:2] == [word, seen] and len(sample) == 6, sample

@@ -1,5 +1,6 @@
-"""From Python in three lines (fairseq's hub interface), and fairseq's own distributed
-data parallel: 2 CPU workers equal one worker with --update-freq 2."""
+"""From Python in three lines (fairseq's hub interface; the language models' hub classes:
+tests/test_lm_cli.py, test_define_transformer*.py), and fairseq's own distributed data
+parallel: 2 CPU workers, and 2 torchrun nodes, equal one worker with --update-freq 2."""
 import os
 import socket
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import DEFINE_TRANSFORMER_TRAIN_ARGS, LM_TRAIN_ARGS, TOY_TRAIN_ARGS, run_cli
+from conftest import TOY_TRAIN_ARGS, run_cli
 
 
 def test_translate_from_python(toy_checkpoint, toy_bin):
@@ -17,30 +18,6 @@ def test_translate_from_python(toy_checkpoint, toy_bin):
     model = DeLighTTransformerModel.from_pretrained(str(toy_checkpoint), "checkpoint_last.pt", str(toy_bin))
     assert model.translate("a1 a2 a3", beam=5) == "B3 B2 B1"
     assert model.translate(["a7 a5 a2", "a0 a1 a2 a3"]) == ["B2 B5 B7", "B3 B2 B1 B0"]
-
-
-def test_score_and_sample_a_language_model_from_python(lm_data, tmp_path):
-    from delight_fairseq import DefineLanguageModel
-
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 30, "--save-dir", tmp_path)
-    lm = DefineLanguageModel.from_pretrained(str(tmp_path), "checkpoint_last.pt", str(lm_data / "bin"))
-    scores = lm.score("w94 w18 w68")["positional_scores"]
-    assert scores.shape == (3,) and torch.all(scores < 0)  # w18, w68 and </s>, each given what precedes it
-    sample = lm.sample("w94 w18", sampling=True, sampling_topk=3, beam=1, max_len_b=4).split()
-    assert sample[:2] == ["w94", "w18"] and len(sample) > 2
-
-
-def test_the_define_lstm_and_transformer_from_python(lm_data, toy_bin, tmp_path):
-    from delight_fairseq import DefineLSTMLanguageModel, DefineTransformerModel
-
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lstm_lm_small", "--max-update", 30,
-            "--save-dir", tmp_path / "lstm")
-    lm = DefineLSTMLanguageModel.from_pretrained(str(tmp_path / "lstm"), "checkpoint_last.pt", str(lm_data / "bin"))
-    assert lm.score("w94 w18 w68")["positional_scores"].shape == (3,)
-    assert lm.sample("w94 w18", beam=2, max_len_b=3).split()[:2] == ["w94", "w18"]
-    run_cli("train", toy_bin, *DEFINE_TRANSFORMER_TRAIN_ARGS, "--max-update", 5, "--save-dir", tmp_path / "mt")
-    mt = DefineTransformerModel.from_pretrained(str(tmp_path / "mt"), "checkpoint_last.pt", str(toy_bin))
-    assert len(mt.translate("a1 a2 a3", beam=2).split()) >= 1
 
 
 DDP_ARGS = [*TOY_TRAIN_ARGS, "--max-tokens", 500, "--ddp-backend", "legacy_ddp", "--disable-validation",
@@ -64,8 +41,10 @@ def _distance(a, b):
 
 def _assert_same_weights(a, b):
     a, b = (torch.load(p, weights_only=True)["model"] for p in (a, b))
-    for key, value in a.items():  # summation order differs: float noise, amplified by Adam
-        torch.testing.assert_close(b[key], value, atol=1e-4, rtol=1e-3, msg=key)
+    # summation order differs: float noise, amplified by Adam where gradients are near zero (biases);
+    # 1e-3 is a tenth of the distance of a run that sees the same batches grouped otherwise (~8e-3)
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, atol=1e-3, rtol=1e-3, msg=key)
 
 
 @pytest.fixture(scope="module")

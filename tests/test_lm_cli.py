@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import LM_TRAIN_ARGS, PLUGIN, run_cli
+from conftest import LM_TRAIN_ARGS, PLUGIN, run_cli, seen_and_unseen
 
 ADAPTIVE = ["--criterion", "adaptive_loss", "--ddp-backend", "legacy_ddp", "--adaptive-input",
             "--adaptive-input-cutoff", "50,120", "--adaptive-softmax-cutoff", "50,120", "--adaptive-input-factor", 2,
@@ -76,3 +76,20 @@ def test_interactive_sampling_extends_the_prompt(trained_lm, lm_data):
                    "--min-len", 6, "--max-len-b", 6, input_text="w94 w18\n")
     hyp = re.search(r"^H-0\t\S+\t(.*)$", proc.stdout, re.M).group(1).split()
     assert hyp[:2] == ["w94", "w18"] and len(hyp) >= 6 and all(re.fullmatch(r"w\d+", w) for w in hyp), f"{name}: {hyp}"
+
+
+def test_the_hub_classes_score_and_sample_the_trained_model(trained_lm, lm_data):
+    """From Python (fairseq's hub): a continuation seen in training scores above one never
+    seen, and a sample has the length asked for and starts with the prompt."""
+    from delight_fairseq import DefineLanguageModel, DefineLSTMLanguageModel
+
+    name, ckpt = trained_lm
+    hub = (DefineLSTMLanguageModel if name.startswith("lstm") else DefineLanguageModel).from_pretrained(
+        str(ckpt.parent), ckpt.name, str(lm_data / "bin"))
+    word, seen, unseen = seen_and_unseen(lm_data)
+    scores = {w: hub.score(f"{word} {w}")["positional_scores"] for w in (seen, unseen)}
+    assert scores[seen].shape == (2,)  # each word given what precedes it (the first, the line's start)
+    assert scores[seen][0] == scores[unseen][0]  # the same first word
+    assert scores[seen][1] > scores[unseen][1] + 2.0, (name, scores)  # nats: e^2 times as likely at least
+    sample = hub.sample(f"{word} {seen}", sampling=True, sampling_topk=5, beam=1, min_len=6, max_len_b=6).split()
+    assert sample[:2] == [word, seen] and len(sample) == 6, (name, sample)

@@ -42,13 +42,13 @@ def _cross_entropy(logits, target):
     return F.cross_entropy(logits.float().view(-1, logits.size(-1)), target.view(-1))
 
 
-def _loss_and_grads(model, loss_fn, dtype):
+def _loss_and_grads(model, loss_fn, dtype, init_scale=2.0**15, tries=20):
     """``loss_fn(model)`` with ``model`` in ``dtype``;
     fp16 backpropagates a loss scaled by fairseq's DynamicLossScaler, retrying on overflow
     as the trainer does. Returns the loss and the float32 gradient vector."""
     model = model.to(dtype)
-    scaler = DynamicLossScaler(init_scale=2.0**15, scale_window=1) if dtype == torch.float16 else None
-    for _ in range(20):
+    scaler = DynamicLossScaler(init_scale=init_scale, scale_window=1) if dtype == torch.float16 else None
+    for _ in range(tries):
         model.zero_grad()
         loss = loss_fn(model)
         (scaler.scale(loss) if scaler else loss).backward()
@@ -121,8 +121,10 @@ def test_lm_preset_in_bf16_and_fp16_matches_fp32(arch):
         # gradient by 1/sqrt(eps) each; the first gradients are ~1e9, beyond float16, so this
         # model trains from scratch in float32 (the authors') or bfloat16 (README). Once the
         # bands hold values, as after the first update, float16 is as close as elsewhere.
-        with pytest.raises(AssertionError, match="overflowed at every loss scale"):
-            _loss_and_grads(model.eval(), loss_fn, torch.float16)
+        # they overflow even at fairseq's smallest loss scale (--min-loss-scale 1e-4), where its
+        # scaler gives up as the trainer would (so they overflow at every scale it tries)
+        with pytest.raises(FloatingPointError, match="Minimum loss scale reached"):
+            _loss_and_grads(model.eval(), loss_fn, torch.float16, init_scale=1e-4, tries=1)
         model.float()
         with torch.no_grad():
             for band in model.decoder.embed_tokens.table.embeddings[1:]:
@@ -192,12 +194,14 @@ def test_hydra_bf16_trains_on_the_cpu_like_fp32(toy_bin, tmp_path):
         proc = run_cli(
             "hydra_train", "--config-dir", REPO / "configs", "--config-name", "toy_translation",
             f"task.data={toy_bin}", f"common.user_dir={PLUGIN}", "checkpoint.no_save=true",
-            "optimization.max_update=40", f"common.bf16={precision == 'bf16'}", cwd=tmp_path,
+            "optimization.max_update=100", f"common.bf16={precision == 'bf16'}", cwd=tmp_path,
         )
         losses[precision] = _final_train_loss(proc.stdout + proc.stderr)
     assert math.isfinite(losses["bf16"])
-    assert losses["fp32"] < 6.0  # it learned something from log(V) = 6.5 ...
-    assert abs(losses["bf16"] - losses["fp32"]) < 0.1 * losses["fp32"], losses  # ... and bf16 alike
+    # label-smoothed loss in bits: uniform over the 56-word dictionary is 5.81; after 100 updates fp32
+    # measures 2.57, bf16 2.43: learned, and bf16 alike
+    assert losses["fp32"] < 3.0 and losses["bf16"] < 3.0, losses
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.1 * losses["fp32"], losses
 
 
 def test_fairseq_train_bf16_explains_that_it_means_tpu(toy_bin, tmp_path):

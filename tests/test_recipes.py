@@ -44,7 +44,7 @@ def composed(dataset, *overrides):
     from omegaconf import OmegaConf
 
     hydra_init(dataset)
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.1"):
         cfg = compose(config_name=dataset, overrides=["task.data=/data", "checkpoint.save_dir=/ckpt", *overrides])
     return OmegaConf.to_container(cfg, resolve=True)
 

@@ -129,3 +129,33 @@ def test_block_layout_of_a_preset():
     layout = dict(plot.block_layout("delight_transformer_wmt14_en_de_512"))
     assert [d for d, _ in layout["encoder"]] == [4, 4, 5, 5, 6, 6, 7, 8]
     assert layout["encoder"][0][1] == 1024 and layout["encoder"][-1][1] == 1536  # w_m d_m = 2 x 512 ... 3 x 512
+
+
+# the papers' evaluation per dataset (their READMEs and commands): checkpoint, length penalty,
+# compound splitting / Romanian normalisation, language-model context
+EVALUATION = {
+    "wmt14_en_de": ["checkpoint_best.pt", "--lenpen 0.4", "--compound-split"],
+    "wmt14_en_fr": ["checkpoint_best.pt", "--lenpen 0.9"],
+    "wmt16_en_ro": ["checkpoint_best.pt", "--lenpen 1.0", "--romanian"],
+    "iwslt14_de_en": ["--num 10", "averaged_last_10.pt", "--lenpen 1.0"],
+    "wmt14_en_de_define": ["checkpoint_best.pt", "--lenpen 0.4", "--compound-split", "--gen-subset valid",
+                           "--gen-subset test"],
+    "custom": ["--post-process sentencepiece", "--detokenized"],
+    "wikitext103": ["--tokens-per-sample 512 --context-window 400"],
+    "wikitext103_lstm": ["--tokens-per-sample 256 --context-window 192"],
+    "ptb": ["--task bptt_lm --tokens-per-sample 70 --batch-size 1"],
+    "wikitext103_txl": ["--task truncated_bptt_lm", "--tokens-per-sample 64",
+                        '{"mem_len":640,"clamp_len":400,"same_length":True}'],
+}
+
+
+@pytest.mark.parametrize("dataset", list(EVALUATION))
+def test_evaluate_uses_each_datasets_settings(dataset):
+    proc = script("evaluate.sh", dataset, "/nowhere", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    for setting in EVALUATION[dataset]:
+        assert setting in proc.stdout, (dataset, setting, proc.stdout)
+    if dataset in ("wmt14_en_de", "wmt14_en_fr", "wmt16_en_ro", "wmt14_en_de_define"):
+        assert "average_checkpoints" not in proc.stdout  # the authors scored checkpoint_best.pt
+    if dataset != "wmt14_en_de" and dataset != "wmt14_en_de_define":
+        assert "--compound-split" not in proc.stdout

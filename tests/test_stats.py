@@ -62,3 +62,28 @@ def test_model_stats_command_on_a_preset_and_a_checkpoint(toy_checkpoint):
     bad = subprocess.run([sys.executable, str(REPO / "scripts" / "model_stats.py"), "--arch", "transformer",
                           "--vocab", "100"], capture_output=True, text=True)
     assert bad.returncode != 0 and "not a delight_transformer architecture" in bad.stderr
+
+
+# the README's table (source and target of 20 tokens): params, encoder / decoder / output MACs, to the unit
+PUBLISHED_MACS = {
+    "delight_transformer_wmt14_en_de_128": (8_094_432, 21_977_280, 27_327_680, 111_964_160),
+    "delight_transformer_wmt14_en_de_512": (36_763_788, 267_753_920, 352_070_080, 113_274_880),
+    "delight_transformer_wmt14_en_de_640": (54_036_236, 416_401_600, 548_011_200, 113_602_560),
+    "delight_transformer_wmt16_en_ro_384": (22_123_768, 151_413_120, 198_921_600, 90_501_120),
+    "delight_transformer_iwslt_de_en": (19_238_776, 144_562_560, 198_009_600, 17_960_960),
+}
+
+
+def test_presets_params_and_macs_are_the_readme_table():
+    """Literal counts (not derived from the model here), and the README's rounded table agrees."""
+    from delight_fairseq.models.delight_transformer import PRESETS
+    from delight_fairseq.stats import build_from_arch
+
+    readme = (REPO / "README.md").read_text()
+    for arch, (params, enc, dec, out) in PUBLISHED_MACS.items():
+        preset = PRESETS[arch]
+        stats = translation_stats(build_from_arch(arch, preset.vocab, preset.tgt_vocab), 20, 20)
+        assert (stats.params, stats.macs["encoder"], stats.macs["decoder"], stats.macs["output"]) == (params, enc, dec, out)
+        row = (f"| `{arch}` | {params / 1e6:.2f}M | {(params - stats.embedding_params) / 1e6:.2f}M | {enc / 1e6:.0f}M | "
+               f"{dec / 1e6:.0f}M | {out / 1e6:.0f}M | {(enc + dec + out) / 1e9:.3f}G |")
+        assert row in readme, row

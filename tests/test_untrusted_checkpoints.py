@@ -242,3 +242,15 @@ def test_no_code_loads_checkpoints_with_weights_only_false():
     proc = subprocess.run(["git", "grep", "-n", "-e", "weights_only=False", "-e", "pickle.load", "--", "*.py", "*.sh",
                            ":!tests/test_untrusted_checkpoints.py"], cwd=REPO, capture_output=True, text=True)
     assert proc.stdout == "", proc.stdout
+
+
+def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
+    from delight_fairseq.convert import main
+
+    out = tmp_path / "out.pt"
+    out.write_text("an older file")
+    _one_line_failure(lambda: main([str(FIXTURES / "mt" / "checkpoint.pt"), str(out)]), capsys)
+    assert out.read_text() == "an older file"  # refused: kept
+    assert main([str(FIXTURES / "mt" / "checkpoint.pt"), str(out), "--overwrite"]) == 0
+    state = load_checkpoint(str(out))
+    assert state["cfg"]["model"]["_name"] == "delight_transformer" and len(state["model"]) > 0

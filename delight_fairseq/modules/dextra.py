@@ -138,10 +138,10 @@ class DExTra(nn.Module):
         """``x``: ``* x N_in`` -> ``* x N_out``."""
         *lead, _ = x.shape
         inp = self.input_layer(x).reshape(-1, self.input_layer.out_features)  # R x P
-        y = self.glt_layers[0].maps(inp)  # R x w_1, before its norm and activation
+        y = self.glt_layers[0](inp, finish=False)  # R x w_1, before its norm and activation
         for prev, layer in zip(self.glt_layers, self.glt_layers[1:]):
             # group i also sees group i of the input (input mixer); each layer applies the previous
             # one's norm and activation to its input itself (GroupLinear.maps(pre=...))
-            y = layer.maps(y, mixed=inp, pre=prev)  # R x w_l
-        y = self.output_layer.maps(y, mixed=inp, pre=self.glt_layers[-1])  # sees [inp, x]
+            y = layer(y, mixed=inp, pre=prev, finish=False)  # R x w_l
+        y = self.output_layer(y, mixed=inp, pre=self.glt_layers[-1], finish=False)  # sees [inp, x]
         return self.output_layer.finish(y).reshape(*lead, self.out_features)

@@ -19,7 +19,6 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from .input_mixer import mix_inputs
 from .norm_act import build_activation, build_norm, check_dropout
@@ -120,8 +119,33 @@ class _GroupMatmul(torch.autograd.Function):
         return (*_maps_backward(x, mixed, weight, grad, ctx.shuffle, needs), None)
 
 
+class _RecomputedNormAct(torch.autograd.Function):
+    """A layer's norm and activation (``layer._norm_act``) keeping only their input for
+    backward, where they are recomputed."""
+
+    @staticmethod
+    def forward(ctx, layer, y, *params):
+        device = y.device.type
+        ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+        ctx.layer = layer
+        ctx.save_for_backward(y)
+        with torch.no_grad():
+            return layer._norm_act(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        enabled, dtype, device = ctx.autocast
+        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+            y_in = y.detach().requires_grad_()
+            out = ctx.layer._norm_act(y_in)
+        params = ctx.layer.finish_parameters()
+        grads = torch.autograd.grad(out, [y_in, *params], grad, allow_unused=True)
+        return (None, *grads)
+
+
 class _FinishThenMaps(torch.autograd.Function):
-    """The previous layer's norm and activation (``pre.finish``) and then this layer's maps,
+    """The previous layer's norm and activation (``pre.finish`` without dropout) and then this layer's maps,
     as one operation that keeps only the previous layer's raw map output ``y`` (and
     ``mixed``) for backward: the normed and activated ``x = pre.finish(y)`` that the maps
     would keep is recomputed in backward (elementwise, cheap) instead. A DExTra of N layers
@@ -132,7 +156,7 @@ class _FinishThenMaps(torch.autograd.Function):
         device = y.device.type
         ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
         with torch.no_grad():
-            x = pre.finish(y)
+            x = pre._norm_act(y)  # its dropout draws nothing (finish_recomputable)
         x, mixed_c, weight_c, bias_c = _autocast_inputs(x, mixed, weight, bias)
         ctx.save_for_backward(y, mixed_c, weight_c)
         ctx.pre, ctx.shuffle, ctx.has_bias, ctx.n_pre = pre, shuffle, bias is not None, len(pre_params)
@@ -144,7 +168,7 @@ class _FinishThenMaps(torch.autograd.Function):
         enabled, dtype, device = ctx.autocast
         with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
             y_in = y.detach().requires_grad_()
-            x = ctx.pre.finish(y_in)  # recomputed: R x A
+            x = ctx.pre._norm_act(y_in)  # recomputed: R x A
         x_c = _autocast_inputs(x.detach(), None, weight, None)[0] if enabled else x.detach()
         needs = (True, ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.has_bias and ctx.needs_input_grad[4])
         grad_x, grad_mixed, grad_w, grad_b = _maps_backward(x_c, mixed, weight, grad, ctx.shuffle, needs)
@@ -207,14 +231,17 @@ class GroupLinear(nn.Module):
             f"groups={self.groups}, bias={self.bias is not None}, shuffle={self.shuffle}"
         )
 
-    def forward(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None, pre: Optional["GroupLinear"] = None,
+                finish: bool = True) -> torch.Tensor:
         """``x``: ``* x A``, ``mixed``: ``* x B`` or None (then ``A = N``) -> ``* x M``.
 
         DeLighT Eq. 1-3 in order: the input mixer (group ``i`` sees ``[mixed_i, x_i]``), the
-        ``G`` linear maps, the feature shuffle (``maps``), then a norm over each group, the
-        activation and dropout (``finish``)."""
+        ``G`` linear maps, the feature shuffle (``maps``; with ``pre``, ``x`` is the previous
+        layer's raw output), then a norm over each group, the activation and dropout
+        (``finish``; ``finish=False`` returns the raw ``R x M`` maps, for a next layer's ``pre``)."""
         *lead, _ = x.shape
-        return self.finish(self.maps(x, mixed)).reshape(*lead, self.out_features)
+        y = self.maps(x, mixed, pre)
+        return self.finish(y).reshape(*lead, self.out_features) if finish else y
 
     def maps(self, x: torch.Tensor, mixed: Optional[torch.Tensor] = None, pre: Optional["GroupLinear"] = None
              ) -> torch.Tensor:
@@ -247,7 +274,7 @@ class GroupLinear(nn.Module):
         dropout. In training the norm and activation are recomputed in backward
         (``recompute``): only ``y`` is kept for them."""
         if self.recompute and torch.is_grad_enabled() and y.requires_grad and (self.norm, self.act) != (None, None):
-            y = checkpoint(self._norm_act, y, use_reentrant=False, preserve_rng_state=False)
+            y = _RecomputedNormAct.apply(self, y, *self.finish_parameters())
         else:
             y = self._norm_act(y)
         return F.dropout(y, p=self.dropout, training=self.training)
