@@ -176,7 +176,31 @@ def test_extracted_files_work_as_well_as_archives(tmp_path):
     extracted.mkdir()
     subprocess.run(["tar", "-xzf", raw / "de-en.tgz", "-C", extracted], check=True)  # extracted/de-en/...
     prep("iwslt14_de_en", "--raw-dir", extracted, "--out-dir", tmp_path / "bin", "--workers", 1)
-    assert (tmp_path / "bin" / "test.de-en.de.bin").exists()
+    prep("iwslt14_de_en", "--raw-dir", raw, "--out-dir", tmp_path / "from-archive", "--workers", 1)
+    files = sorted(p.name for p in (tmp_path / "bin").iterdir() if p.suffix in (".bin", ".idx", ".txt"))
+    assert "test.de-en.de.bin" in files and "dict.en.txt" in files
+    for name in files:  # the same binaries and dictionaries either way
+        assert (tmp_path / "bin" / name).read_bytes() == (tmp_path / "from-archive" / name).read_bytes(), name
+
+
+def test_clean_drops_exactly_the_pairs_clean_corpus_n_drops(tmp_path):
+    """Moses clean-corpus-n (1-250 tokens a side, ratio <= 1.5): each kind of bad pair dropped, every good one kept."""
+    pairs = [("a b c", "x y z"),                      # kept
+             ("", "x y"),                              # empty side
+             (" ".join(["w"] * 251), " ".join(["v"] * 251)),  # over 250 tokens
+             ("a", "x y"),                             # ratio 2
+             ("a b", "x y z"),                         # ratio 1.5: kept
+             (" ".join(["w"] * 250), " ".join(["v"] * 250)),  # 250 tokens: kept
+             ("a  b   c", "x\ty z")]                  # whitespace collapsed, kept
+    (tmp_path / "in.src").write_text("".join(s + "\n" for s, _ in pairs))
+    (tmp_path / "in.tgt").write_text("".join(t + "\n" for _, t in pairs))
+    proc = subprocess.run([sys.executable, str(REPO / "data-prep" / "prep.py"), "clean", tmp_path / "in.src",
+                           tmp_path / "in.tgt", tmp_path / "out.src", tmp_path / "out.tgt", "--max", "250"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.src").read_text().splitlines() == ["a b c", "a b", " ".join(["w"] * 250), "a b c"]
+    assert (tmp_path / "out.tgt").read_text().splitlines() == ["x y z", "x y z", " ".join(["v"] * 250), "x y z"]
+    assert "7 lines in, 4 kept" in proc.stderr and "3 dropped" in proc.stderr
 
 
 def test_missing_file_is_named_and_nothing_is_binarised(tmp_path):
@@ -240,6 +264,6 @@ def test_hostile_raw_text_is_handled_and_inputs_are_kept(tmp_path):
     kept = (tmp_path / "c.de").read_text(encoding="utf-8").splitlines()
     # the empty and the 300-token lines go, and so does the garbled one: Moses splits every
     # U+FFFD into a token of its own, which breaks the 1.5 length ratio
-    assert "kept 1 pairs, dropped 3" in proc.stderr
+    assert "4 lines in, 1 kept" in proc.stderr
     assert kept == ["ein Satz ."] and (tmp_path / "c.en").read_text().splitlines() == ["a sentence ."]
     assert src.read_bytes() == src_bytes  # nothing already written is touched
