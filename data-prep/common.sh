@@ -226,6 +226,17 @@ wmt_pipeline() {
         --trainpref "$WORK/bpe/train.clean" --validpref "$valid" --testpref "$WORK/bpe/test"
 }
 
+# wmt14_en_de_sources : WMT'14 En-De's training corpora (Europarl v7, Common Crawl, News
+# Commentary v9) and its test sets (test-full.tgz), fetched and checked; sets TRAIN, their prefixes
+wmt14_en_de_sources() {
+    fetch training-parallel-europarl-v7.tgz http://statmt.org/wmt13/training-parallel-europarl-v7.tgz
+    fetch training-parallel-commoncrawl.tgz http://statmt.org/wmt13/training-parallel-commoncrawl.tgz
+    fetch training-parallel-nc-v9.tgz http://statmt.org/wmt14/training-parallel-nc-v9.tgz
+    fetch test-full.tgz http://statmt.org/wmt14/test-full.tgz
+    TRAIN="training/europarl-v7.de-en commoncrawl.de-en training/news-commentary-v9.de-en"
+    require_pairs en de $TRAIN
+}
+
 # wmt_text SRC TGT "TRAIN_PREFIX..." TEST_SRC_SGM TEST_REF_SGM [DEV_SRC_SGM DEV_REF_SGM] :
 # $WORK/text/all.{SRC,TGT} (the training corpora one after the other; every TRAIN_PREFIX has
 # .SRC and .TGT files, or .SRC.gz/.TGT.gz), test.{SRC,TGT} and, with a dev set, valid.*;

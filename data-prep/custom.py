@@ -35,7 +35,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

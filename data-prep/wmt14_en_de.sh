@@ -17,12 +17,7 @@ NAME=wmt14_en_de
 source "$(dirname "$0")/common.sh"
 parse_args "$@"
 
-fetch training-parallel-europarl-v7.tgz http://statmt.org/wmt13/training-parallel-europarl-v7.tgz
-fetch training-parallel-commoncrawl.tgz http://statmt.org/wmt13/training-parallel-commoncrawl.tgz
-fetch training-parallel-nc-v9.tgz http://statmt.org/wmt14/training-parallel-nc-v9.tgz
-fetch test-full.tgz http://statmt.org/wmt14/test-full.tgz
-TRAIN="training/europarl-v7.de-en commoncrawl.de-en training/news-commentary-v9.de-en"
-require_pairs en de $TRAIN
+wmt14_en_de_sources
 require test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
 step text wmt_text en de "$TRAIN" test-full/newstest2014-deen-src.en.sgm test-full/newstest2014-deen-ref.de.sgm
 wmt_pipeline en de 40000 100

@@ -14,7 +14,6 @@ and when it can go.
 | a resumed distributed run reads the broadcast checkpoint with ``weights_only`` | fairseq 0.12 loads the checkpoint on rank 0 and sends it to the other ranks pickled (``_broadcast_object_slow``); they unpickle it with torch's default ``weights_only=True``, which refuses the OmegaConf config in it, so every multi-process run failed to resume. The config's classes are allowed there (nothing else) | fairseq broadcasts plain data |
 | ``sys.excepthook`` | an uncaught ``ConfigError``, fairseq's "sample is invalid" size error or torch's refusal of a checkpoint that would run code (``weights_only``) is printed as one line, not a traceback from deep inside fairseq | never: it is the plugin's error reporting |
 """
-import argparse
 import collections
 import os
 import pickle
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .safe_load import refused_name
+from .safe_load import SAFE_GLOBALS, refused_name
 
 # fairseq's own message for an example longer than the model's positions (raised as a
 # bare Exception from FairseqTask.filter_indices_by_size, e.g. for a validation set)
@@ -35,7 +34,7 @@ _TOO_LONG = "skip this example with --skip-invalid-size-inputs-valid-test"
 
 def apply() -> None:
     """Apply every fix of the table above (idempotent)."""
-    torch.serialization.add_safe_globals([argparse.Namespace])
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
 
