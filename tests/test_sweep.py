@@ -1,7 +1,6 @@
 """Ablation sweeps: a tiny Hydra multirun through scripts/train.sh +sweep=NAME, and
 scripts/collect_sweep.py turning it into the table."""
 import os
-import re
 import subprocess
 import sys
 
@@ -40,7 +39,7 @@ def test_a_tiny_sweep_runs_and_is_collected(lm_data, tmp_path):
     writes its own checkpoint_best.pt (FreshJob; without it fairseq would keep the first's
     best and write none)."""
     sweep = tmp_path / "sweep"
-    env = dict(os.environ, DATA_DIR=str(lm_data / "bin"), SAVE_DIR=str(sweep), OMP_NUM_THREADS="2")
+    env = dict(os.environ, DATA_DIR=str(lm_data / "bin"), SAVE_DIR=str(sweep))
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "train.sh"), "ptb", "model=lstm_small", "+sweep=define_connection",
          "++model.define_connection=split_mix", "optimization.max_update=150,3", "common.cpu=true",
