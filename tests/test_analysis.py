@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from conftest import LM_TRAIN_ARGS, PLUGIN, REPO, build_lm, lm_cfg, run_cli
+from conftest import REPO, build_lm, lm_cfg
 from delight_fairseq.analysis import correlation_map, distance_to_identity, embedding_maps
 
 
@@ -49,24 +49,18 @@ def map_names(checkpoint, out):
     return [line.split("  ")[0].strip() for line in proc.stdout.splitlines() if "distance to identity" in line]
 
 
-def test_the_script_draws_one_map_per_define_layer_of_a_language_model(lm_data, tmp_path):
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 5, "--save-dir", tmp_path)
-    assert map_names(tmp_path / "checkpoint_last.pt", tmp_path / "lm.png") == ["map", "hgt layer 1", "hgt layer 2",
-                                                                              "embedding"]
+def test_the_script_draws_one_map_per_define_layer_of_a_language_model(trained_models, tmp_path):
+    ckpt = trained_models("define+delight")  # define_lm_small, trained through fairseq-train
+    assert map_names(ckpt, tmp_path / "lm.png") == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
 
 
-DEFINE_HOSTS = {  # the DeFINE paper's hosts, each trained 5 updates through fairseq-train
-    "define_lstm_lm_small": ["--task", "language_modeling", "--tokens-per-sample", 32, "--max-tokens", 512],
-    "define_transformer_xl_small": ["--task", "truncated_bptt_lm", "--tokens-per-sample", 32, "--batch-size", 8],
-    "define_transformer_small": ["--task", "translation", "--max-tokens", 512],
-}
+# the DeFINE paper's hosts, each trained through fairseq-train (conftest.TRAINED)
+DEFINE_HOSTS = {"define_lstm_lm_small": "lstm+define+awd", "define_transformer_xl_small": "define_transformer_xl_small",
+                "define_transformer_small": "define_transformer_small"}
 
 
 @pytest.mark.parametrize("arch", sorted(DEFINE_HOSTS))
-def test_the_script_reads_every_define_host(arch, lm_data, toy_bin, tmp_path):
-    data = toy_bin if "translation" in DEFINE_HOSTS[arch] else lm_data / "bin"
-    run_cli("train", data, "--user-dir", PLUGIN, "--cpu", "--arch", arch, *DEFINE_HOSTS[arch], "--optimizer", "adam",
-            "--lr", 1e-3, "--max-update", 5, "--num-workers", 0, "--no-epoch-checkpoints", "--save-dir", tmp_path)
-    names = map_names(tmp_path / "checkpoint_last.pt", tmp_path / "map.png")
+def test_the_script_reads_every_define_host(arch, trained_models, tmp_path):
+    names = map_names(trained_models(DEFINE_HOSTS[arch]), tmp_path / "map.png")
     assert names == ["map", "hgt layer 1", "hgt layer 2", "embedding"]
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,7 @@ the fork's outputs; freshly built models start from the fork's initialisation.""
 import argparse
 import copy
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -103,17 +104,29 @@ def test_fairseq_generate_and_eval_lm_run_the_converted_checkpoints(converted, t
     hyps = [line for line in gen.stdout.splitlines() if line.startswith("H-")]
     assert len(hyps) == 12
 
+    # fairseq-eval-lm on the fixture's own text gives the fork's perplexity: each row of
+    # batch.pt is <eos> w1 .. w10, one line each (with --sample-break-mode eos the model reads
+    # <eos> w1 .. w10 and predicts w1 .. w10 <eos>, as the fork's log-probs are laid out)
     lm_ckpt, lm_data = converted["lm"]
-    words = [line.split()[0] for line in (lm_data / "dict.txt").read_text().splitlines()]
-    _write_corpus(tmp_path / "test.txt", words, 20, 15, 2)
+    batch = torch.load(FIXTURES / "lm" / "batch.pt", weights_only=True)
+    dictionary = Dictionary.load(str(lm_data / "dict.txt"))
+    src = batch["src_tokens"]  # B x T, each row starting with <eos>, no padding
+    assert bool((src[:, 0] == dictionary.eos()).all()) and bool((src[:, 1:] >= dictionary.nspecial).all())
+    (tmp_path / "test.txt").write_text("".join(dictionary.string(row[1:]) + "\n" for row in src))
+    target = torch.cat([src[:, 1:], torch.full_like(src[:, :1], dictionary.eos())], dim=1)
+    fork_nll = -batch["log_probs"].gather(2, target.unsqueeze(2)).mean().item()  # nats per token
+    fork_bits = fork_nll / math.log(2)
     run_cli("preprocess", "--only-source", "--srcdict", lm_data / "dict.txt", "--testpref", tmp_path / "test.txt",
             "--destdir", lm_data, "--workers", 1)
     ev = run_cli("eval_lm", lm_data, "--user-dir", PLUGIN, "--path", lm_ckpt, "--cpu", "--tokens-per-sample", 64,
-                 "--batch-size", 4)
+                 "--sample-break-mode", "eos", "--batch-size", 4)
     log = ev.stdout + ev.stderr
-    assert "Perplexity:" in log
+    bits = float(log.split("Loss (base 2):")[1].split(",")[0])
     ppl = float(log.split("Perplexity:")[1].split()[0])
-    assert 1.0 < ppl < 1e6
+    assert f"{src.numel()} tokens" in log  # every token of both rows scored, no more
+    assert abs(bits - fork_bits) < 1e-3, (bits, fork_bits)
+    assert abs(ppl - 2 ** fork_bits) < 0.01 * 2 ** fork_bits
+    assert fork_bits > 1.0  # a perturbed random model: the comparison is not between two zeros
 
 
 @pytest.mark.parametrize("kind", ["mt", "lm"])

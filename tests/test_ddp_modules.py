@@ -61,3 +61,39 @@ def test_language_model_under_ddp(process_group, arch, overrides):
         return F.cross_entropy(out.view(-1, out.size(-1)), tokens.view(-1))
 
     _steps(model, loss)
+
+
+def _other_model(kind):
+    """The DeFINE paper's other hosts, small: an AWD-LSTM with DeFINE, Transformer-XL with
+    DeFINE, fairseq's transformer with DeFINE."""
+    from types import SimpleNamespace
+
+    from fairseq import options
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    from delight_fairseq.stats import preset_config
+
+    d = make_dictionary(200)
+    task = SimpleNamespace(source_dictionary=d, target_dictionary=d)
+    torch.manual_seed(0)
+    if kind == "define_transformer_small":
+        args = options.parse_args_and_arch(options.get_training_parser(), ["DATA", "--task", "translation", "--arch", kind])
+        return ARCH_MODEL_REGISTRY[kind].build_model(args, task)
+    cfg = preset_config(kind, {"dropout": 0.0} if kind == "define_transformer_xl_small" else {})
+    cfg.max_target_positions = None
+    return ARCH_MODEL_REGISTRY[kind].build_model(cfg, task)
+
+
+@pytest.mark.parametrize("kind", ["define_lstm_lm_small", "define_transformer_xl_small", "define_transformer_small"])
+def test_the_define_hosts_under_ddp(process_group, kind):
+    model = _other_model(kind)
+    tokens = torch.randint(4, 200, (2, 16))
+
+    def loss(m):
+        if kind == "define_transformer_small":
+            out = m(tokens.flip(1), torch.full((2,), 16), tokens)[0]
+        else:
+            out = m.module.get_normalized_probs(m(tokens), log_probs=True) if kind.endswith("xl_small") else m(tokens)[0]
+        return F.cross_entropy(out.reshape(-1, out.size(-1)), tokens.view(-1))
+
+    _steps(model, loss)

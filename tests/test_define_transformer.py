@@ -9,7 +9,7 @@ import sacrebleu
 import torch
 from fairseq import options
 
-from conftest import DEFINE_TRANSFORMER_TRAIN_ARGS as TRAIN, PLUGIN, REPO, num_params, run_cli
+from conftest import PLUGIN, REPO, num_params, run_cli
 from delight_fairseq.errors import ConfigError
 from delight_fairseq.models.delight_transformer import WMT14_EN_DE_VOCAB
 from delight_fairseq.stats import dictionary_of_size
@@ -88,11 +88,9 @@ def test_bad_define_options_name_their_flags():
         build("define_transformer_small", 200, "--define-dropout", 1.5)
 
 
-@pytest.fixture(scope="module")
-def trained(toy_bin, tmp_path_factory):
-    save = tmp_path_factory.mktemp("define-transformer")
-    run_cli("train", toy_bin, *TRAIN, "--max-update", 400, "--save-dir", save)
-    return save / "checkpoint_last.pt"
+@pytest.fixture
+def trained(trained_models):
+    return trained_models("define_transformer_small")
 
 
 def test_it_learns_the_toy_task(toy_bin, trained):
@@ -102,7 +100,7 @@ def test_it_learns_the_toy_task(toy_bin, trained):
     refs = dict(re.findall(r"^T-(\d+)\t(.*)$", out, re.M))
     assert len(hyps) == 100
     bleu = sacrebleu.corpus_bleu([hyps[i] for i in sorted(hyps)], [[refs[i] for i in sorted(hyps)]]).score
-    assert bleu > 80, f"BLEU {bleu:.1f} after 400 updates"
+    assert bleu > 95, f"BLEU {bleu:.1f} after 400 updates"  # the README reports 100
     # and from Python: fairseq's hub interface through the plugin's class
     from delight_fairseq import DefineTransformerModel
 

@@ -50,13 +50,8 @@ def test_bad_options_name_their_flags():
         build(define_expand_dim=16)
 
 
-def test_trains_and_evaluates_through_fairseq(lm_data, tmp_path):
-    save = tmp_path / "ckpt"
-    run_cli("train", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--task", "truncated_bptt_lm",
-            "--tokens-per-sample", 32, "--batch-size", 32, "--arch", "define_transformer_xl_small", "--optimizer",
-            "adam", "--adam-betas", "(0.9,0.98)", "--lr", 3e-3, "--lr-scheduler", "inverse_sqrt", "--warmup-updates",
-            50, "--max-update", 400, "--clip-norm", 0.25, "--seed", 1, "--num-workers", 0, "--log-format", "simple",
-            "--no-epoch-checkpoints", "--save-dir", save)
+def test_trains_and_evaluates_through_fairseq(lm_data, trained_models):
+    save = trained_models("define_transformer_xl_small").parent  # 400 updates through fairseq-train
     out = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", save / "checkpoint_last.pt",
                   "--task", "truncated_bptt_lm", "--batch-size", 1, "--required-batch-size-multiple", 1,
                   "--tokens-per-sample", 16, "--model-overrides", '{"mem_len":64,"clamp_len":48,"same_length":True}')

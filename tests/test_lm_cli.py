@@ -7,24 +7,9 @@ import re
 
 import pytest
 
-from conftest import LM_TRAIN_ARGS, PLUGIN, run_cli, seen_and_unseen
+from conftest import PLUGIN, run_cli, seen_and_unseen
 
-ADAPTIVE = ["--criterion", "adaptive_loss", "--ddp-backend", "legacy_ddp", "--adaptive-input",
-            "--adaptive-input-cutoff", "50,120", "--adaptive-softmax-cutoff", "50,120", "--adaptive-input-factor", 2,
-            "--adaptive-softmax-factor", 2, "--tie-adaptive-weights", "--tie-adaptive-proj"]
-RUNS = {
-    # DeFINE embedding + DeLighT blocks (the preset)
-    "define+delight": ["--arch", "define_lm_small"],
-    # DeFINE over adaptive input, tied adaptive softmax, fairseq transformer blocks
-    "define+adaptive+transformer": ["--arch", "define_lm_small", "--block-type", "transformer", *ADAPTIVE],
-    # LSTM with DeFINE and AWD-LSTM's regularisers (the preset), tied through O -> n
-    "lstm+define+awd": ["--arch", "define_lstm_lm_small"],
-    # LSTM with DeFINE over adaptive input and a tied adaptive softmax
-    "lstm+define+adaptive": ["--arch", "define_lstm_lm", "--decoder-input-dim", 64, "--decoder-embed-dim", 128,
-                             "--decoder-hidden-size", 256, "--decoder-layers", 2, "--define-embedding",
-                             "--define-expand-dim", 256, "--define-depth", 2, "--define-max-groups", 2,
-                             "--weight-drop", 0.2, *ADAPTIVE],
-}
+RUNS = ["define+delight", "define+adaptive+transformer", "lstm+define+awd", "lstm+define+adaptive"]  # conftest.TRAINED
 
 
 def _unigram_perplexity(path) -> float:
@@ -33,11 +18,9 @@ def _unigram_perplexity(path) -> float:
     return math.exp(-sum(c / total * math.log(c / total) for c in counts.values()))
 
 
-@pytest.fixture(scope="module", params=sorted(RUNS))
-def trained_lm(request, lm_data, tmp_path_factory):
-    save = tmp_path_factory.mktemp("lm-ckpt")
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, *RUNS[request.param], "--save-dir", save)
-    return request.param, save / "checkpoint_last.pt"
+@pytest.fixture(params=sorted(RUNS))
+def trained_lm(request, trained_models):
+    return request.param, trained_models(request.param)
 
 
 def test_eval_lm_perplexity_shows_the_model_learned(trained_lm, lm_data):
@@ -47,7 +30,8 @@ def test_eval_lm_perplexity_shows_the_model_learned(trained_lm, lm_data):
     ppl = float(re.search(r"Perplexity: ([\d.]+)", out).group(1))
     vocab = 208  # 200 words + 4 specials, padded to a multiple of 8
     unigram = _unigram_perplexity(lm_data / "raw" / "train.txt")  # ~154
-    assert ppl < vocab and ppl < unigram / 10, f"{name}: test perplexity {ppl} (unigram {unigram:.1f})"
+    # measured 4.6 (DeFINE + DeLighT), 5.5, 6.0, 5.7: "near 5" (README); the unigram's is ~154
+    assert ppl < 8 and ppl < unigram / 10, f"{name}: test perplexity {ppl} (unigram {unigram:.1f})"
     # the DeFINE embedding cached as one table of its words' vectors (DeFINE Sec. 3.4): the same perplexity
     cached = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", ckpt, "--tokens-per-sample",
                      64, "--context-window", 32, "--max-tokens", 2048, "--model-overrides",

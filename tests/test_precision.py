@@ -42,7 +42,7 @@ def _cross_entropy(logits, target):
     return F.cross_entropy(logits.float().view(-1, logits.size(-1)), target.view(-1))
 
 
-def _loss_and_grads(model, loss_fn, dtype, init_scale=2.0**15, tries=20):
+def _loss_and_grads(model, loss_fn, dtype, init_scale=2.0**7, tries=20):
     """``loss_fn(model)`` with ``model`` in ``dtype``;
     fp16 backpropagates a loss scaled by fairseq's DynamicLossScaler, retrying on overflow
     as the trainer does. Returns the loss and the float32 gradient vector."""
@@ -67,7 +67,7 @@ def _loss_and_grads(model, loss_fn, dtype, init_scale=2.0**15, tries=20):
     return loss.item(), grads
 
 
-def _assert_close_to_fp32(model, loss_fn):
+def _assert_close_to_fp32(model, loss_fn, grad_tolerance=GRAD_TOLERANCE):
     model.eval()  # no dropout: the same function in every precision
     ref_loss, ref_grads = _loss_and_grads(model, loss_fn, torch.float32)
     assert math.isfinite(ref_loss) and torch.isfinite(ref_grads).all()
@@ -76,7 +76,7 @@ def _assert_close_to_fp32(model, loss_fn):
         assert math.isfinite(loss) and torch.isfinite(grads).all(), dtype
         assert abs(loss - ref_loss) < LOSS_TOLERANCE[dtype] * ref_loss, (dtype, loss, ref_loss)
         rel = ((grads - ref_grads).norm() / ref_grads.norm()).item()
-        assert rel < GRAD_TOLERANCE[dtype], (dtype, rel)
+        assert rel < grad_tolerance[dtype], (dtype, rel)
 
 
 @pytest.mark.parametrize("arch", _distinct_presets())
@@ -211,3 +211,66 @@ def test_fairseq_train_bf16_explains_that_it_means_tpu(toy_bin, tmp_path):
     assert err.startswith("delight_fairseq: --tpu needs torch_xla"), proc.stderr[-2000:]
     assert "common.bf16=true" in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# The DeFINE paper's other hosts: each distinct preset (the Transformer-XL rows of one kind differ
+# only in n; the WikiText-103 LSTM R4 only in sizes from R3/R5), a 1,000-word dictionary with the
+# WikiText-103 cutoffs scaled into it
+# relative gradient error measured (bf16 / fp16): the LSTMs 0.4-0.8% / 0.1-0.5%, but R5 (an 11-layer
+# group transform whose first layers have 512 and 256 groups of one or two features) 5.0% / 4.1%,
+# fairseq's transformer 2.8-3.2% / 2.1-2.3%, Hugging Face's Transformer-XL 5.8-6.9% / 4.5-5.4%
+HOST_GRAD_TOLERANCE = {torch.bfloat16: 0.10, torch.float16: 0.08}
+HOST_PRESETS = ["define_lstm_lm_wiki103_r1", "define_lstm_lm_wiki103_r2", "define_lstm_lm_wiki103_r3",
+                "define_lstm_lm_wiki103_r5", "define_lstm_lm_ptb_awd", "define_lstm_lm_ptb",
+                "define_transformer_xl_wiki103_base", "define_transformer_xl_wiki103_n384",
+                "define_transformer_xl_wiki103_n384_define", "define_transformer_xl_wiki103_n64_define",
+                "define_transformer_wmt_en_de_baseline", "define_transformer_wmt_en_de_baseline_separate",
+                "define_transformer_wmt_en_de"]
+
+
+def _host(arch):
+    from types import SimpleNamespace
+
+    from fairseq import options
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    from delight_fairseq.stats import preset_config
+
+    d = make_dictionary(1000)
+    task = SimpleNamespace(source_dictionary=d, target_dictionary=d)
+    torch.manual_seed(0)
+    if arch.startswith("define_transformer_wmt"):
+        args = options.parse_args_and_arch(options.get_training_parser(), ["DATA", "--task", "translation", "--arch", arch])
+        return ARCH_MODEL_REGISTRY[arch].build_model(args, task)
+    scaled = {"20000,40000,200000": "100,200,600"}
+    cfg = preset_config(arch, {})
+    for key in ("adaptive_input_cutoff", "adaptive_softmax_cutoff"):
+        if getattr(cfg, key, None):
+            setattr(cfg, key, scaled[getattr(cfg, key)])
+    if hasattr(cfg, "cutoffs"):
+        cfg.cutoffs = [100, 200, 600]
+    cfg.max_target_positions = None
+    return ARCH_MODEL_REGISTRY[arch].build_model(cfg, task)
+
+
+@pytest.mark.parametrize("arch", HOST_PRESETS)
+def test_define_host_preset_in_bf16_and_fp16_matches_fp32(arch):
+    model = _host(arch)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(4, 1000, (2, 12), generator=g)
+    target = torch.randint(4, 1000, (2, 12), generator=g)
+
+    def loss_fn(m):
+        if hasattr(m, "encoder"):
+            return _cross_entropy(m(tokens.flip(1), torch.full((2,), 12), tokens)[0], target)
+        if hasattr(m.decoder, "model"):  # Transformer-XL: its adaptive softmax gives log-probabilities
+            m.decoder._mems = None
+            return F.nll_loss(m(tokens)[0].float().reshape(-1, 1000), target.view(-1))
+        out, _ = m(tokens)
+        if m.decoder.adaptive_softmax is None:
+            return _cross_entropy(out, target)
+        pieces = m.decoder.adaptive_softmax(out, target.view(-1))
+        return sum(_cross_entropy(logits, t).mul(t.numel()) for logits, t in zip(*pieces) if logits is not None) \
+            / target.numel()
+
+    _assert_close_to_fp32(model, loss_fn, HOST_GRAD_TOLERANCE)

@@ -166,3 +166,41 @@ def test_ptb_recipe_is_awd_lstms():
         awd = {k: m[k] for k in ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout")}
         assert awd == dict(dropout=0.4, dropout_input=0.4, dropout_hidden=0.25, weight_drop=0.5, embed_word_dropout=0.1)
         assert (m["decoder_hidden_size"], m["decoder_layers"], m["decoder_output_dim"], m["output_bias"]) == (1150, 3, 400, True)
+
+
+# every LM preset's settings, written out (lm_wiki103_delight: the authors' lm_wikitext_103.py --d-m 1024
+# and their delight_transformer_lm_wiki103 arch; the transformer rows: Transformer-XL standard's sizes)
+LM_SETTINGS = {
+    "lm_wiki103_delight": dict(
+        block_type="delight", delight_embedding=True, decoder_embed_dim=1024, decoder_input_dim=128,
+        decoder_output_dim=128, decoder_layers=12, delight_min_depth=4, delight_max_depth=12, delight_width_mult=2.0,
+        adaptive_input=True, adaptive_input_style="delight", adaptive_input_cutoff="20000,60000",
+        adaptive_input_factor=2, adaptive_softmax_cutoff="20000,60000", adaptive_softmax_factor=2,
+        tie_adaptive_weights=True, tie_adaptive_proj=True, no_decoder_final_norm=True, dropout=0.1,
+        attention_dropout=0.1, dextra_dropout=0.1, ffn_dropout=0.1, activation_dropout=0.0,
+        adaptive_softmax_dropout=0.1, embed_dropout=0.1, pos_dropout=0.1),
+    "lm_wiki103_transformer": dict(
+        define_embedding=True, define_expand_dim=1024, define_depth=3, define_max_groups=4, decoder_embed_dim=410,
+        decoder_input_dim=384, decoder_output_dim=410, decoder_layers=16, decoder_attention_heads=10,
+        decoder_ffn_embed_dim=2100, adaptive_input=True, adaptive_input_cutoff="20000,40000,200000",
+        adaptive_input_factor=1, adaptive_softmax_cutoff="20000,40000,200000", adaptive_softmax_factor=1,
+        tie_adaptive_weights=True, tie_adaptive_proj=True, dropout=0.1, adaptive_softmax_dropout=0.2,
+        activation_fn="relu"),
+    "lm_wiki103_transformer_baseline": dict(
+        decoder_embed_dim=410, decoder_input_dim=384, decoder_output_dim=410, decoder_layers=16,
+        decoder_attention_heads=10, decoder_ffn_embed_dim=2100, adaptive_input=True,
+        adaptive_input_cutoff="20000,40000,200000", adaptive_input_factor=1,
+        adaptive_softmax_cutoff="20000,40000,200000", adaptive_softmax_factor=1, tie_adaptive_weights=True,
+        tie_adaptive_proj=True, dropout=0.1, adaptive_softmax_dropout=0.2, activation_fn="relu"),
+    "lm_small": dict(
+        define_embedding=True, block_type="delight", decoder_embed_dim=128, decoder_input_dim=64,
+        decoder_output_dim=128, decoder_layers=4, delight_min_depth=2, delight_max_depth=4, define_expand_dim=256,
+        define_depth=2, define_max_groups=2, decoder_attention_heads=4, decoder_ffn_embed_dim=256, dropout=0.1),
+}
+
+
+@pytest.mark.parametrize("model", sorted(LM_SETTINGS))
+def test_lm_presets_compose_to_their_settings(model):
+    cfg = composed("wikitext103", f"model={model}")["model"]
+    assert {k: cfg[k] for k in LM_SETTINGS[model]} == LM_SETTINGS[model]
+    assert not cfg.get("define_embedding") or model in ("lm_wiki103_transformer", "lm_small")

@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 import torch
 
-from conftest import LM_TRAIN_ARGS, REPO, run_cli
+from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import plot  # noqa: E402
@@ -63,7 +63,7 @@ def test_evaluate_translation_averages_and_scores(toy_bin, toy_checkpoint, tmp_p
     assert "averaged 3 checkpoints" in proc.stdout and "sentences 100" in proc.stdout
     detok = float(re.search(r"BLEU \(detokenised, sacrebleu\) ([\d.]+)", proc.stdout).group(1))
     tok = float(re.search(r"BLEU \(tokenised\) ([\d.]+)", proc.stdout).group(1))
-    assert detok > 80 and tok > 80
+    assert detok > 95 and tok > 95  # the demo's model: BLEU 100 (README)
 
 
 def test_evaluate_scores_checkpoint_best_for_wmt(toy_bin, toy_checkpoint):
@@ -83,7 +83,7 @@ def test_evaluate_scores_both_sets_of_the_define_recipe(toy_bin, toy_checkpoint)
     assert sets == [("valid", "100"), ("test", "100")] and "averaged" not in proc.stdout
     for subset in ("valid", "test"):
         assert "checkpoint_best.pt" in (toy_checkpoint / f"generate-{subset}.log").read_text()
-        assert float(re.findall(r"BLEU \(tokenised, compound-split\) ([\d.]+)", proc.stdout)[("valid", "test").index(subset)]) > 80
+        assert float(re.findall(r"BLEU \(tokenised, compound-split\) ([\d.]+)", proc.stdout)[("valid", "test").index(subset)]) > 95
 
 
 def test_romanian_scoring_removes_diacritics_on_both_sides(tmp_path):
@@ -97,12 +97,12 @@ def test_romanian_scoring_removes_diacritics_on_both_sides(tmp_path):
     assert score_bleu.scores(ids, hyps, refs, "ro", raw_refs=raw_refs)["detok"] < 60
 
 
-def test_evaluate_language_model_reports_perplexity(lm_data, tmp_path):
-    run_cli("train", lm_data / "bin", *LM_TRAIN_ARGS, "--arch", "define_lm_small", "--max-update", 60, "--save-dir", tmp_path)
-    proc = script("evaluate.sh", "wikitext103", tmp_path, "--", "--tokens-per-sample", 64, "--context-window", 32,
+def test_evaluate_language_model_reports_perplexity(lm_data, trained_models):
+    ckpt_dir = trained_models("define+delight").parent  # define_lm_small, 200 updates
+    proc = script("evaluate.sh", "wikitext103", ckpt_dir, "--", "--tokens-per-sample", 64, "--context-window", 32,
                   env={"DATA_DIR": str(lm_data / "bin")})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert float(re.search(r"Perplexity: ([\d.]+)", proc.stdout).group(1)) < 100
+    assert float(re.search(r"Perplexity: ([\d.]+)", proc.stdout).group(1)) < 8  # measured 4.6; the unigram's is 154
 
 
 def test_evaluate_explains_missing_pieces(tmp_path):
