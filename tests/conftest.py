@@ -11,7 +11,7 @@ from types import SimpleNamespace
 # pytest-xdist runs the suite in several workers (pyproject's addopts): the cores are shared
 # out among them, here and in every fairseq command the tests start
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+THREADS = max(1, min(2, len(os.sched_getaffinity(0)) // WORKERS))
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 import pytest  # noqa: E402
