@@ -39,6 +39,7 @@ from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prep import atomic_write, pair_kept  # noqa: E402
 from progress import Progress, count_lines  # noqa: E402
 
 
@@ -142,12 +143,7 @@ def split_off(sides: List[List[str]], sizes: Dict[str, int], seed: int) -> Dict[
 
 def clean(src: List[str], tgt: List[str], max_len: int, ratio: float) -> List[int]:
     """Indices of the pairs clean-corpus-n keeps: 1..max_len pieces a side, ratio <= ``ratio``."""
-    keep = []
-    for i, (s, t) in enumerate(zip(src, tgt)):
-        a, b = len(s.split()), len(t.split())
-        if 1 <= a <= max_len and 1 <= b <= max_len and max(a, b) <= ratio * min(a, b):
-            keep.append(i)
-    return keep
+    return [i for i, (s, t) in enumerate(zip(src, tgt)) if pair_kept(len(s.split()), len(t.split()), 1, max_len, ratio)]
 
 
 # ----- SentencePiece -----------------------------------------------------------------------------
@@ -214,9 +210,8 @@ def encode(model: Path, lines: List[str], workers: int, what: str, log) -> List[
 
 def write(path: Path, lines: List[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.writelines(line + "\n" for line in lines)
 
 
 # ----- the pipeline ----------------------------------------------------------------------------------

@@ -158,6 +158,12 @@ def tokenize(args):
               args.input, args.out, args.workers, f"tokenize {os.path.basename(args.input)}")
 
 
+def pair_kept(ns: int, nt: int, lo: int, hi: int, ratio: float) -> bool:
+    """Moses clean-corpus-n's rule for a pair of ``ns`` and ``nt`` tokens: each side ``lo``..``hi``
+    tokens long and neither more than ``ratio`` times the other."""
+    return lo <= ns <= hi and lo <= nt <= hi and max(ns, nt) <= ratio * min(ns, nt)
+
+
 def clean(args):
     """Moses clean-corpus-n: drop pairs with an empty side, a side longer than --max
     tokens, or a length ratio above --ratio."""
@@ -168,7 +174,7 @@ def clean(args):
             progress.update()
             s, t = " ".join(s.split()), " ".join(t.split())  # clean-corpus-n.perl collapses whitespace
             ns, nt = len(s.split()), len(t.split())
-            if args.min <= ns <= args.max and args.min <= nt <= args.max and max(ns, nt) <= args.ratio * min(ns, nt):
+            if pair_kept(ns, nt, args.min, args.max, args.ratio):
                 fs.write(s + "\n")
                 ft.write(t + "\n")
                 kept += 1
