@@ -119,14 +119,26 @@ class _GroupMatmul(torch.autograd.Function):
         return (*_maps_backward(x, mixed, weight, grad, ctx.shuffle, needs), None)
 
 
+def _autocast_state(device: str) -> Tuple[bool, torch.dtype, str]:
+    """The autocast state a forward ran under, to recompute in backward under the same."""
+    return torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+
+
+def _recompute_norm_act(layer: "GroupLinear", y: torch.Tensor, autocast_state) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(y_in, layer._norm_act(y_in))`` rebuilt with autograd from the saved ``y``, as the forward computed it."""
+    enabled, dtype, device = autocast_state
+    with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+        y_in = y.detach().requires_grad_()
+        return y_in, layer._norm_act(y_in)
+
+
 class _RecomputedNormAct(torch.autograd.Function):
     """A layer's norm and activation (``layer._norm_act``) keeping only their input for
     backward, where they are recomputed."""
 
     @staticmethod
     def forward(ctx, layer, y, *params):
-        device = y.device.type
-        ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+        ctx.autocast = _autocast_state(y.device.type)
         ctx.layer = layer
         ctx.save_for_backward(y)
         with torch.no_grad():
@@ -135,10 +147,7 @@ class _RecomputedNormAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        enabled, dtype, device = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
-            y_in = y.detach().requires_grad_()
-            out = ctx.layer._norm_act(y_in)
+        y_in, out = _recompute_norm_act(ctx.layer, y, ctx.autocast)
         params = ctx.layer.finish_parameters()
         grads = torch.autograd.grad(out, [y_in, *params], grad, allow_unused=True)
         return (None, *grads)
@@ -153,8 +162,7 @@ class _FinishThenMaps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pre, y, mixed, weight, bias, shuffle: bool, *pre_params):
-        device = y.device.type
-        ctx.autocast = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+        ctx.autocast = _autocast_state(y.device.type)
         with torch.no_grad():
             x = pre._norm_act(y)  # its dropout draws nothing (finish_recomputable)
         x, mixed_c, weight_c, bias_c = _autocast_inputs(x, mixed, weight, bias)
@@ -165,11 +173,8 @@ class _FinishThenMaps(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, mixed, weight = ctx.saved_tensors
-        enabled, dtype, device = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
-            y_in = y.detach().requires_grad_()
-            x = ctx.pre._norm_act(y_in)  # recomputed: R x A
-        x_c = _autocast_inputs(x.detach(), None, weight, None)[0] if enabled else x.detach()
+        y_in, x = _recompute_norm_act(ctx.pre, y, ctx.autocast)  # recomputed: R x A
+        x_c = _autocast_inputs(x.detach(), None, weight, None)[0] if ctx.autocast[0] else x.detach()
         needs = (True, ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.has_bias and ctx.needs_input_grad[4])
         grad_x, grad_mixed, grad_w, grad_b = _maps_backward(x_c, mixed, weight, grad, ctx.shuffle, needs)
         params = list(ctx.pre.finish_parameters())
