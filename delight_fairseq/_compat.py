@@ -12,11 +12,13 @@ and when it can go.
 | ``truncated_bptt_lm`` takes ``from_checkpoint`` | fairseq's ``examples/truncated_bptt`` task (``define_transformer_xl``'s) does not accept the ``from_checkpoint`` that ``from_pretrained`` (hub_utils) passes to every task | fixed in fairseq's example |
 | launched by ``torchrun`` | fairseq 0.12 ignores torchrun's ``WORLD_SIZE`` when ``--distributed-world-size`` is left at its default (1 without GPUs or with one per node: every process then trains alone) and takes ``RANK % torch.cuda.device_count()`` as the device (a ZeroDivisionError without GPUs) | fairseq reads the launcher's world size and ``LOCAL_RANK`` |
 | a resumed distributed run reads the broadcast checkpoint with ``weights_only`` | fairseq 0.12 loads the checkpoint on rank 0 and sends it to the other ranks pickled (``_broadcast_object_slow``); they unpickle it with torch's default ``weights_only=True``, which refuses the OmegaConf config in it, so every multi-process run failed to resume. The config's classes are allowed there (nothing else) | fairseq broadcasts plain data |
+| checkpoint copies are atomic | fairseq 0.12 writes a checkpoint once (to ``.tmp``, then renamed) and copies it to ``checkpoint_last.pt`` and the others with a plain ``shutil.copyfile``: a run killed during that copy left a truncated ``checkpoint_last.pt`` that no resume could read. Local copies now go to ``.tmp`` and are renamed over the target | fairseq copies atomically |
 | ``sys.excepthook`` | an uncaught ``ConfigError``, fairseq's "sample is invalid" size error or torch's refusal of a checkpoint that would run code (``weights_only``) is printed as one line, not a traceback from deep inside fairseq | never: it is the plugin's error reporting |
 """
 import collections
 import os
 import pickle
+import shutil
 import sys
 import types
 import typing
@@ -56,6 +58,10 @@ def apply() -> None:
 
     if not getattr(TruncatedBPTTLMTask.__init__, "_delight_fairseq", False):
         TruncatedBPTTLMTask.__init__ = _drop_from_checkpoint(TruncatedBPTTLMTask.__init__)
+    from fairseq.file_io import PathManager
+
+    if not getattr(PathManager.copy, "_delight_fairseq", False):
+        PathManager.copy = staticmethod(_atomic_copy(PathManager.copy))
     if not getattr(sys.excepthook, "_delight_fairseq", False):
         sys.excepthook = _report_config_errors(sys.excepthook)
 
@@ -69,6 +75,27 @@ def _keep_last_batch(batch_by_size):
         if fixed_shapes is None and covered < len(indices):  # batches split `indices` in order
             batches.append(indices[covered:])
         return batches
+
+    wrapper._delight_fairseq = True
+    return wrapper
+
+
+def _atomic_copy(copy):
+    """``PathManager.copy`` that writes a local target whole or not at all: into ``DST.tmp``,
+    then renamed over ``DST`` (the target keeps its old content if the copy is cut short)."""
+    from fairseq.file_io import PathManager
+
+    def wrapper(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+        if PathManager.path_requires_pathmanager(dst_path):
+            return copy(src_path, dst_path, overwrite=overwrite)
+        tmp = f"{dst_path}.tmp"
+        try:
+            shutil.copyfile(src_path, tmp)
+            os.replace(tmp, dst_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
 
     wrapper._delight_fairseq = True
     return wrapper
