@@ -26,6 +26,7 @@ import typing
 import numpy as np
 import torch
 
+from .atomic import written_whole
 from .errors import ConfigError
 from .safe_load import SAFE_GLOBALS, refused_name
 
@@ -81,20 +82,15 @@ def _keep_last_batch(batch_by_size):
 
 
 def _atomic_copy(copy):
-    """``PathManager.copy`` that writes a local target whole or not at all: into ``DST.tmp``,
-    then renamed over ``DST`` (the target keeps its old content if the copy is cut short)."""
+    """``PathManager.copy`` that writes a local target whole or not at all (``written_whole``:
+    the target keeps its old content if the copy is cut short)."""
     from fairseq.file_io import PathManager
 
     def wrapper(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
         if PathManager.path_requires_pathmanager(dst_path):
             return copy(src_path, dst_path, overwrite=overwrite)
-        tmp = f"{dst_path}.tmp"
-        try:
+        with written_whole(dst_path) as tmp:
             shutil.copyfile(src_path, tmp)
-            os.replace(tmp, dst_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return True
 
     wrapper._delight_fairseq = True

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from . import models  # noqa: F401  (the models the converted checkpoints name)
+from .atomic import written_whole
 from .errors import ConfigError
 from .safe_load import load_fork_checkpoint
 from .stats import dictionary_of_size
@@ -368,13 +369,8 @@ def convert_checkpoint(src: str, dst: str, overwrite: bool = False) -> dict:
         "extra_state": _plain(state.get("extra_state")) or {},
         "last_optimizer_state": None,  # the fork's optimizer state names the fork's parameters
     }
-    tmp = f"{dst}.tmp{os.getpid()}"
-    try:
+    with written_whole(dst) as tmp:
         torch.save(out, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return {"task": cfg.task._name, "model": cfg.model._name, "params": sum(p.numel() for p in model.parameters())}
 
 

@@ -6,7 +6,6 @@ checkpointEPOCH.pt files.
     python scripts/average_checkpoints.py CKPT_DIR --num 10 --output CKPT_DIR/averaged.pt
 """
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from delight_fairseq import ConfigError  # noqa: E402
+from delight_fairseq.atomic import written_whole  # noqa: E402
 from delight_fairseq.safe_load import load_checkpoint  # noqa: E402
 
 BY_UPDATES = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
@@ -67,9 +67,8 @@ def main(argv=None):
         state = average(paths)
     except ConfigError as e:
         raise SystemExit(f"average_checkpoints: {e}") from None
-    tmp = args.output.with_name(args.output.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, args.output)
+    with written_whole(args.output) as tmp:
+        torch.save(state, tmp)
     print(f"averaged {len(paths)} checkpoints ({paths[0].name} .. {paths[-1].name}) into {args.output}")
 
 
