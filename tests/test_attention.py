@@ -53,3 +53,63 @@ def test_cached_self_attention_equals_causal_full_pass():
     steps = [attn(x[t : t + 1], causal=True, cache=cache) for t in range(6)]
     torch.testing.assert_close(torch.cat(steps), full, atol=1e-5, rtol=1e-5)
     assert cache["k"].shape == (2, 6, 8)  # B x S x D
+
+
+def _dropped_reference(q, k, v, mask, keep, p):
+    """Explicit dropout(softmax(QK^T/sqrt(D) + mask)) V with the given kept weights."""
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))).masked_fill(~mask, float("-inf"))
+    return (scores.softmax(-1) * keep / (1 - p)) @ v
+
+
+def test_dropout_attention_equals_the_explicit_formula_and_is_its_true_derivative():
+    from delight_fairseq.modules.dropout_attention import dropout_attention
+
+    torch.manual_seed(0)
+    b, t, s, d, p = 2, 5, 6, 4, 0.3
+    q, k, v = (torch.randn(b, 1, n, d, dtype=torch.double, requires_grad=True) for n in (t, s, s))
+    mask = torch.ones(b, 1, t, s, dtype=torch.bool).tril(s - t)  # causal, aligned at the end
+    mask[1, :, :, :1] = False  # a left-padded key
+    keep = torch.rand(b, 1, t, s) >= p
+    out = dropout_attention(q, k, v, mask, p, keep)
+    torch.testing.assert_close(out, _dropped_reference(q, k, v, mask, keep, p))
+    assert torch.autograd.gradcheck(lambda q, k, v: dropout_attention(q, k, v, mask, p, keep), (q, k, v))
+    # nothing dropped: SDPA's own result, scaled by 1 / (1 - p)
+    everything = torch.ones_like(keep)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(dropout_attention(q, k, v, mask, p, everything) * (1 - p), sdpa)
+
+
+def test_dropout_attention_drops_p_of_the_weights_and_a_row_with_no_key_is_zero():
+    from delight_fairseq.modules.dropout_attention import dropout_attention
+
+    torch.manual_seed(0)
+    p = 0.25
+    q, k = torch.randn(64, 1, 32, 8), torch.randn(64, 1, 32, 8)
+    v = torch.eye(32).expand(64, 1, 32, 32)  # out = the dropped weights themselves
+    weights = dropout_attention(q, k, v, None, p) * (1 - p)
+    dropped = (weights == 0).float().mean().item()
+    assert abs(dropped - p) < 0.01, dropped
+    mask = torch.ones(1, 1, 4, 32, dtype=torch.bool)
+    mask[..., 2, :] = False  # query 2 may attend to nothing
+    q = q[:1, :, :4].requires_grad_()
+    out = dropout_attention(q, k[:1], v[:1], mask, p)
+    assert out[0, 0, 2].eq(0).all() and out[0, 0, [0, 1, 3]].sum(-1).gt(0).all()
+    out.sum().backward()
+    assert torch.isfinite(q.grad).all() and q.grad[0, 0, 2].eq(0).all()
+
+
+def test_attention_dropout_in_training_drops_weights_and_evaluation_does_not():
+    torch.manual_seed(0)
+    attn = SingleHeadAttention(12, 8, 12, dropout=0.5)
+    x = torch.randn(6, 3, 12)
+    pad = torch.zeros(3, 6, dtype=torch.bool)
+    pad[2, 4:] = True
+    reference = _reference(attn, x, None, ~pad.unsqueeze(1).expand(3, 6, 6) & torch.ones(6, 6, dtype=torch.bool).tril())
+    attn.eval()
+    torch.testing.assert_close(attn(x, key_padding_mask=pad, causal=True), reference, atol=1e-5, rtol=1e-5)
+    attn.train()
+    torch.manual_seed(1)
+    first = attn(x, key_padding_mask=pad, causal=True)
+    torch.manual_seed(1)
+    torch.testing.assert_close(attn(x, key_padding_mask=pad, causal=True), first)  # the seed decides the mask
+    assert (first - reference).abs().max() > 0.1

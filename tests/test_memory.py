@@ -174,3 +174,29 @@ def test_dextra_dropout_falls_back_and_matches_the_step_by_step_path():
     torch.testing.assert_close(outs[0][0], outs[1][0])
     for a, b in zip(outs[0][1], outs[1][1]):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("cross", [False, True], ids=["self", "encoder-decoder"])
+def test_attention_keeps_its_projections_and_output_once(cross, dropout):
+    """Projections in the inputs' T x B layout, SDPA on one 4-D head (its fused kernel; with
+    dropout on the CPU ``dropout_attention``), the output projected where the kernel wrote it: a
+    training step keeps the input, the projected q/k/v, the attention output, each row's
+    log-sum-exp and the dropout mask as booleans, and no transposed copy of any (the 3-D math
+    path also kept scaled copies of q and k and the T x S weights, before and after dropout)."""
+    from delight_fairseq.modules import SingleHeadAttention
+
+    torch.manual_seed(0)
+    t, b, c, d = 24, 16, 64, 32
+    attn = SingleHeadAttention(c, d, c, kv_features=c if cross else None, dropout=dropout).train()
+    x, enc = torch.randn(t, b, c, requires_grad=True), torch.randn(t + 5, b, c, requires_grad=True)
+    out, saved = _saved_bytes((lambda x: attn(x, enc)) if cross else attn, x)
+    assert out.shape == (t, b, c)
+    f32 = 4
+    weights = sum(p.numel() * f32 for n, p in attn.named_parameters() if n.endswith("weight"))
+    # inputs (x; enc), projections (3 D wide, or D + 2 D over the source), attention output D, lse
+    kept = t * b * c + (t + 5) * b * c + t * b * d + (t + 5) * b * 2 * d if cross else t * b * c + t * b * 3 * d
+    kept = (kept + t * b * d + b * t) * f32
+    if dropout:
+        kept += b * t * (t + 5 if cross else t)  # the kept weights, one byte each
+    assert saved == weights + kept, (saved, weights + kept)
