@@ -200,3 +200,62 @@ def test_attention_keeps_its_projections_and_output_once(cross, dropout):
     if dropout:
         kept += b * t * (t + 5 if cross else t)  # the kept weights, one byte each
     assert saved == weights + kept, (saved, weights + kept)
+
+
+def _kept_after(fn, *inputs):
+    """``fn(*inputs)`` and the bytes of every tensor it made that is still alive once it has
+    returned, its output included: what the forward pass leaves for backward (each storage once)."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.overrides import TorchFunctionMode
+
+    made = []  # (weak reference, address, bytes) of every output: an address may be reused once freed
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    s = t.untyped_storage()
+                    made.append((StorageWeakRef(s), s.data_ptr(), s.nbytes()))
+            return out
+
+    with Record():
+        out = fn(*inputs)
+    return out, sum(dict((ptr, n) for ref, ptr, n in made if not ref.expired()).values())
+
+
+@pytest.mark.parametrize("block", ["encoder (post-norm)", "decoder (post-norm)", "pre-norm"])
+def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the_same(block, monkeypatch):
+    """A norm or activation keeps its input for backward; the sub-layer reading its output
+    keeps a recipe that recomputes it there (``recompute.recomputed``), not a copy: the block's
+    norms (but the last, post-norm: the block's output), its DExTra's input layer and output
+    and its light FFN's activation. What a forward pass leaves alive shrinks by exactly their
+    sizes; loss and gradients equal to the bit those of the block that keeps them all."""
+    from contextlib import nullcontext
+
+    from delight_fairseq.modules import delight_layer, group_linear, light_ffn
+    from delight_fairseq.modules.dextra import DExTraConfig
+
+    t, b, c = 7, 3, 64
+    cfg = delight_layer.DeLighTBlockConfig(c, DExTraConfig(4, 2.0, 4), normalize_before=block == "pre-norm",
+                                           dropout=0.1, attention_dropout=0.1)
+    torch.manual_seed(0)
+    layer = delight_layer.DeLighTLayer(cfg, encoder_dim=c if block.startswith("decoder") else None).train()
+    x, enc = torch.randn(t, b, c, requires_grad=True), torch.randn(5, b, c, requires_grad=True)
+
+    def run():
+        torch.manual_seed(1)
+        out, kept = _kept_after(lambda x: layer(x, encoder_out=enc if layer.encoder_attn is not None else None,
+                                                causal=True), x)
+        return out, kept, torch.autograd.grad(out.square().sum(), [x, enc, *layer.parameters()], allow_unused=True)
+
+    out, kept, grads = run()
+    for module in (delight_layer, group_linear, light_ffn):
+        monkeypatch.setattr(module, "recomputed", lambda y, fn: nullcontext())
+    ref, ref_kept, ref_grads = run()
+    assert torch.equal(out, ref)
+    for got, want in zip(grads, ref_grads):
+        assert (got is None and want is None) or torch.equal(got, want)
+    norms = {"encoder (post-norm)": 1, "decoder (post-norm)": 2, "pre-norm": 2}[block]  # C wide each
+    d = c // 2  # the DExTra's input layer and output
+    assert ref_kept - kept == t * b * (norms * c + 2 * d + c // 4) * 4, (ref_kept, kept)

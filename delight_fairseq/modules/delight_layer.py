@@ -8,10 +8,13 @@ Legend: ``T`` target/query length, ``S`` source length, ``B`` batch, ``C`` model
       -> light FFN (C -> C/4 -> C) -> dropout -> + -> norm
 
 Post-norm as in the authors' translation models; ``normalize_before`` moves each
-norm before its sub-layer (pre-norm, the authors' language models).
+norm before its sub-layer (pre-norm, the authors' language models). A norm's output is not
+kept twice for backward: the norm keeps its input, and the sub-layer that reads its output
+recomputes it (``recompute.recomputed``) instead of keeping its own copy.
 """
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import ContextManager, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from .dextra import DExTra, DExTraConfig
 from .light_ffn import LightFFN
 from .norm_act import build_norm, check_dropout
+from .recompute import recomputed
 from .single_head_attention import SingleHeadAttention
 
 
@@ -61,14 +65,23 @@ class DeLighTLayer(nn.Module):
         self.ffn = LightFFN(c, cfg.ffn_reduction, cfg.activation, cfg.activation_dropout)
         self.ffn_norm = build_norm(cfg.norm, c)
 
-    def _in(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        """A sub-layer's input: normalised first in pre-norm blocks."""
-        return norm(x) if self.normalize_before else x
+    @staticmethod
+    def _normed(x: torch.Tensor, norm: nn.Module) -> Tuple[torch.Tensor, ContextManager]:
+        """``norm(x)`` and the context to run its consumer in: the consumer does not keep its own
+        copy of ``norm(x)`` for backward (recomputed there from ``x``, which the norm keeps)."""
+        y = norm(x)
+        return y, recomputed(y, lambda: norm(x))
 
-    def _out(self, residual: torch.Tensor, h: torch.Tensor, norm: nn.Module, p: float) -> torch.Tensor:
-        """dropout -> + residual -> norm (post-norm blocks)."""
+    def _in(self, x: torch.Tensor, norm: nn.Module, made: ContextManager) -> Tuple[torch.Tensor, ContextManager]:
+        """A sub-layer's input and the context to run it in: normalised here in pre-norm blocks; in
+        post-norm blocks ``x`` is the previous sub-layer's output and ``made`` its context."""
+        return self._normed(x, norm) if self.normalize_before else (x, made)
+
+    def _out(self, residual: torch.Tensor, h: torch.Tensor, norm: nn.Module, p: float
+             ) -> Tuple[torch.Tensor, ContextManager]:
+        """dropout -> + residual -> norm (post-norm blocks); with the next sub-layer's context."""
         x = residual + F.dropout(h, p=p, training=self.training)
-        return x if self.normalize_before else norm(x)
+        return (x, nullcontext()) if self.normalize_before else self._normed(x, norm)
 
     def forward(
         self,
@@ -86,17 +99,25 @@ class DeLighTLayer(nn.Module):
         if cache is not None:
             self_cache = cache.setdefault("self", {})
             cross_cache = cache.setdefault("cross", {})
-        # 1. DExTra (C -> D), single-head self-attention (D -> C)
-        h = self.dextra(self._in(x, self.self_attn_norm))  # T x B x D
-        h = self.self_attn(h, key_padding_mask=padding_mask, causal=causal, cache=self_cache)  # T x B x C
-        x = self._out(x, h, self.self_attn_norm, self.dropout)
+        # 1. DExTra (C -> D), single-head self-attention (D -> C); the block's input was
+        # normalised by the previous block (post-norm) and is kept by the DExTra
+        h, ctx = self._in(x, self.self_attn_norm, nullcontext())
+        with ctx:
+            h, ctx = self.dextra.transform(h)  # T x B x D
+        with ctx:
+            h = self.self_attn(h, key_padding_mask=padding_mask, causal=causal, cache=self_cache)  # T x B x C
+        x, made = self._out(x, h, self.self_attn_norm, self.dropout)
         # 2. (decoder) single-head attention over the encoder output
         if self.encoder_attn is not None:
             if encoder_out is None:
                 raise ValueError("a decoder block needs encoder_out")
-            h = self.encoder_attn(self._in(x, self.encoder_attn_norm), encoder_out,
-                                  key_padding_mask=encoder_padding_mask, cache=cross_cache)  # T x B x C
-            x = self._out(x, h, self.encoder_attn_norm, self.dropout)
+            h, ctx = self._in(x, self.encoder_attn_norm, made)
+            with ctx:
+                h = self.encoder_attn(h, encoder_out, key_padding_mask=encoder_padding_mask,
+                                      cache=cross_cache)  # T x B x C
+            x, made = self._out(x, h, self.encoder_attn_norm, self.dropout)
         # 3. light FFN (C -> C/4 -> C)
-        h = self.ffn(self._in(x, self.ffn_norm))
-        return self._out(x, h, self.ffn_norm, self.ffn_dropout)
+        h, ctx = self._in(x, self.ffn_norm, made)
+        with ctx:
+            h = self.ffn(h)
+        return self._out(x, h, self.ffn_norm, self.ffn_dropout)[0]

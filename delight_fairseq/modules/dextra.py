@@ -29,7 +29,7 @@ same.
 """
 import math
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Tuple
+from typing import ContextManager, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -136,12 +136,20 @@ class DExTra(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``* x N_in`` -> ``* x N_out``."""
+        return self.transform(x)[0]
+
+    def transform(self, x: torch.Tensor) -> Tuple[torch.Tensor, ContextManager]:
+        """``forward(x)`` and the context to run its consumer in (``GroupLinear.finished``): each
+        layer's normed and activated output is kept for backward once, not by its consumers too."""
         *lead, _ = x.shape
-        inp = self.input_layer(x).reshape(-1, self.input_layer.out_features)  # R x P
-        y = self.glt_layers[0](inp, finish=False)  # R x w_1, before its norm and activation
-        for prev, layer in zip(self.glt_layers, self.glt_layers[1:]):
-            # group i also sees group i of the input (input mixer); each layer applies the previous
-            # one's norm and activation to its input itself (GroupLinear.maps(pre=...))
-            y = layer(y, mixed=inp, pre=prev, finish=False)  # R x w_l
-        y = self.output_layer(y, mixed=inp, pre=self.glt_layers[-1], finish=False)  # sees [inp, x]
-        return self.output_layer.finish(y).reshape(*lead, self.out_features)
+        y = self.input_layer.maps(x)  # R x P, before its norm and activation
+        inp, ctx = self.input_layer.finished(y)  # R x P, read by every GLT layer (input mixer)
+        with ctx:
+            y = self.glt_layers[0](inp, finish=False)  # R x w_1, before its norm and activation
+            for prev, layer in zip(self.glt_layers, self.glt_layers[1:]):
+                # group i also sees group i of the input (input mixer); each layer applies the previous
+                # one's norm and activation to its input itself (GroupLinear.maps(pre=...))
+                y = layer(y, mixed=inp, pre=prev, finish=False)  # R x w_l
+            y = self.output_layer(y, mixed=inp, pre=self.glt_layers[-1], finish=False)  # sees [inp, x]
+        out, ctx = self.output_layer.finished(y)
+        return out.reshape(*lead, self.out_features), ctx

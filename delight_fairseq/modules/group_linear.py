@@ -14,7 +14,8 @@ order): its weight is split into the rows for ``B_i`` and those for ``X_i`` and 
 products summed,
 so the ``* x (N + B)`` concatenation is never materialised (nor kept for backward).
 """
-from typing import Optional, Tuple
+from contextlib import nullcontext
+from typing import ContextManager, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 from .input_mixer import mix_inputs
 from .norm_act import build_activation, build_norm, check_dropout
+from .recompute import autocast_state, recomputed
 
 
 def feature_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -119,14 +121,10 @@ class _GroupMatmul(torch.autograd.Function):
         return (*_maps_backward(x, mixed, weight, grad, ctx.shuffle, needs), None)
 
 
-def _autocast_state(device: str) -> Tuple[bool, torch.dtype, str]:
-    """The autocast state a forward ran under, to recompute in backward under the same."""
-    return torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
-
-
-def _recompute_norm_act(layer: "GroupLinear", y: torch.Tensor, autocast_state) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(y_in, layer._norm_act(y_in))`` rebuilt with autograd from the saved ``y``, as the forward computed it."""
-    enabled, dtype, device = autocast_state
+def _recompute_norm_act(layer: "GroupLinear", y: torch.Tensor, state) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(y_in, layer._norm_act(y_in))`` rebuilt with autograd from the saved ``y``, as the forward computed it
+    (``state``: the forward's ``autocast_state``)."""
+    enabled, dtype, device = state
     with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
         y_in = y.detach().requires_grad_()
         return y_in, layer._norm_act(y_in)
@@ -138,7 +136,7 @@ class _RecomputedNormAct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layer, y, *params):
-        ctx.autocast = _autocast_state(y.device.type)
+        ctx.autocast = autocast_state(y.device.type)
         ctx.layer = layer
         ctx.save_for_backward(y)
         with torch.no_grad():
@@ -162,7 +160,7 @@ class _FinishThenMaps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pre, y, mixed, weight, bias, shuffle: bool, *pre_params):
-        ctx.autocast = _autocast_state(y.device.type)
+        ctx.autocast = autocast_state(y.device.type)
         with torch.no_grad():
             x = pre._norm_act(y)  # its dropout draws nothing (finish_recomputable)
         x, mixed_c, weight_c, bias_c = _autocast_inputs(x, mixed, weight, bias)
@@ -283,6 +281,15 @@ class GroupLinear(nn.Module):
         else:
             y = self._norm_act(y)
         return F.dropout(y, p=self.dropout, training=self.training)
+
+    def finished(self, y: torch.Tensor) -> Tuple[torch.Tensor, ContextManager]:
+        """``finish(y)`` and the context to run its consumer in: there the consumer keeps a recipe
+        that recomputes the result from ``y`` (which ``finish`` keeps) instead of its own copy
+        (``recompute.recomputed``); a plain context where ``finish`` draws dropout."""
+        out = self.finish(y)
+        if self.finish_recomputable() and (self.norm, self.act) != (None, None):
+            return out, recomputed(out, lambda: self._norm_act(y))
+        return out, nullcontext()
 
     def finish_recomputable(self) -> bool:
         """``finish`` is a function of its input alone (no dropout drawn), so it can be recomputed."""

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .norm_act import build_activation, check_dropout
+from .recompute import recomputed
 
 
 class LightFFN(nn.Module):
@@ -31,5 +32,11 @@ class LightFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``* x C`` -> ``* x C``."""
-        x = F.dropout(self.act(self.fc1(x)), p=self.activation_dropout, training=self.training)  # * x C/r
-        return self.fc2(x)
+        z = self.fc1(x)  # * x C/r
+        a = self.act(z)
+        if self.training and self.activation_dropout > 0:
+            return self.fc2(F.dropout(a, p=self.activation_dropout))
+        if isinstance(self.act, nn.ReLU):  # keeps its output for backward, the tensor fc2 keeps
+            return self.fc2(a)
+        with recomputed(a, lambda: self.act(z)):  # swish / GELU keep their input: fc2 recomputes a from it
+            return self.fc2(a)

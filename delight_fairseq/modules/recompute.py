@@ -1,0 +1,48 @@
+"""Keeping a cheap function's output out of the tensors autograd saves for backward.
+
+A norm keeps its input for backward, and the layer after it keeps the norm's output: two
+tensors of the same size where one would do. Within ``recomputed(out, fn)`` autograd keeps, for
+any tensor that shares ``out``'s memory, a recipe instead; backward reruns ``fn`` (the norm, on
+the input the norm keeps anyway) when it needs the values. The result is the same to the bit:
+the same operation on the same input.
+"""
+from contextlib import contextmanager
+from typing import Callable, Iterator, Tuple
+
+import torch
+
+
+def autocast_state(device: str) -> Tuple[bool, torch.dtype, str]:
+    """The autocast state a forward runs under, to recompute in backward under the same."""
+    return torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
+
+
+class _Recipe:
+    __slots__ = ("fn", "autocast", "size", "stride", "offset")
+
+    def __init__(self, fn, autocast, t: torch.Tensor):
+        self.fn, self.autocast = fn, autocast
+        self.size, self.stride, self.offset = t.size(), t.stride(), t.storage_offset()
+
+    def __call__(self) -> torch.Tensor:
+        enabled, dtype, device = self.autocast  # rerun under the autocast state it first ran under
+        with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+            return self.fn().as_strided(self.size, self.stride, self.offset)
+
+
+@contextmanager
+def recomputed(out: torch.Tensor, fn: Callable[[], torch.Tensor]) -> Iterator[None]:
+    """Within this context, a tensor saved for backward that views ``out``'s memory is kept as a
+    recipe: ``fn()`` (which must return a tensor equal to ``out``, laid out the same) is rerun in
+    backward. Other saved tensors are kept as usual."""
+    memory = (out.untyped_storage().data_ptr(), out.device)
+    autocast = autocast_state(out.device.type)
+
+    def pack(t: torch.Tensor):
+        return _Recipe(fn, autocast, t) if (t.untyped_storage().data_ptr(), t.device) == memory else t
+
+    def unpack(saved):
+        return saved() if isinstance(saved, _Recipe) else saved
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
