@@ -259,3 +259,39 @@ def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the
     norms = {"encoder (post-norm)": 1, "decoder (post-norm)": 2, "pre-norm": 2}[block]  # C wide each
     d = c // 2  # the DExTra's input layer and output
     assert ref_kept - kept == t * b * (norms * c + 2 * d + c // 4) * 4, (ref_kept, kept)
+
+
+def test_a_blocks_output_is_kept_once_by_the_next_block_and_the_model_computes_the_same(monkeypatch):
+    """In the post-norm stacks the next block's DExTra keeps a recipe for the previous block's
+    output (its last norm's), not a copy: after a training forward pass only the encoder's last
+    output is alive (every decoder block reads it; the output layer copies the decoder's); loss
+    and every gradient equal to the bit those of the model keeping them all."""
+    from contextlib import nullcontext
+
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from delight_fairseq.modules import delight_layer, group_linear, light_ffn
+
+    model = build_model(tiny_cfg(dropout=0.1, attention_dropout=0.1)).train()
+    tokens = torch.randint(4, 36, (3, 6))
+
+    def run():
+        outputs = {}
+        blocks = [(part, i, layer) for part in ("encoder", "decoder") for i, layer in enumerate(getattr(model, part).layers)]
+        hooks = [layer.ffn_norm.register_forward_hook(
+            lambda m, inp, out, key=(part, i): outputs.__setitem__(key, StorageWeakRef(out.untyped_storage())))
+            for part, i, layer in blocks]
+        loss = _loss(model, tokens)
+        for h in hooks:
+            h.remove()
+        alive = sorted(key for key, ref in outputs.items() if not ref.expired())
+        return loss, alive, torch.autograd.grad(loss, list(model.parameters()))
+
+    loss, alive, grads = run()
+    for module in (delight_layer, group_linear, light_ffn):
+        monkeypatch.setattr(module, "recomputed", lambda y, fn: nullcontext())
+    ref, ref_alive, ref_grads = run()
+    assert torch.equal(loss, ref) and all(torch.equal(g, r) for g, r in zip(grads, ref_grads))
+    n_enc, n_dec = len(model.encoder.layers), len(model.decoder.layers)
+    assert alive == [("encoder", n_enc - 1)], alive
+    assert len(ref_alive) == n_enc + n_dec - 1  # all but the copied last decoder output

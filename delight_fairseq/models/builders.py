@@ -188,17 +188,19 @@ class DeLighTDecoderLayer(DeLighTLayer):
     ``encoder_dim``) and the language model's (fairseq's ``TransformerDecoderBase``)."""
 
     def forward(self, x, encoder_out=None, encoder_padding_mask=None, incremental_state=None,
-                self_attn_mask=None, self_attn_padding_mask=None, **unused):
+                self_attn_mask=None, self_attn_padding_mask=None, made=None, return_context=False, **unused):
         """``x``: ``T x B x C``; the block masks the future itself (``self_attn_mask`` is
-        that same causal mask). Returns ``(T x B x C, None, None)`` as fairseq's layers."""
+        that same causal mask). Returns ``(T x B x C, None, None)`` as fairseq's layers; with
+        ``return_context`` (``made``: see ``DeLighTLayer.forward``) ``(T x B x C, context)``."""
         cache = None
         if incremental_state is not None:
             cache = self.get_incremental_state(incremental_state, "cache") or {}
-        x = super().forward(x, padding_mask=self_attn_padding_mask, causal=True, encoder_out=encoder_out,
-                            encoder_padding_mask=encoder_padding_mask, cache=cache)
+        out = super().forward(x, padding_mask=self_attn_padding_mask, causal=True, encoder_out=encoder_out,
+                              encoder_padding_mask=encoder_padding_mask, cache=cache, made=made,
+                              return_context=return_context)
         if cache is not None:
             self.set_incremental_state(incremental_state, "cache", cache)
-        return x, None, None
+        return out if return_context else (out, None, None)
 
     def reorder_incremental_state(self, incremental_state, new_order):
         cache = self.get_incremental_state(incremental_state, "cache")

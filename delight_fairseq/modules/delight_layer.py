@@ -70,7 +70,7 @@ class DeLighTLayer(nn.Module):
         """``norm(x)`` and the context to run its consumer in: the consumer does not keep its own
         copy of ``norm(x)`` for backward (recomputed there from ``x``, which the norm keeps)."""
         y = norm(x)
-        return y, recomputed(y, lambda: norm(x))
+        return y, (recomputed(y, lambda: norm(x)) if torch.is_grad_enabled() else nullcontext())
 
     def _in(self, x: torch.Tensor, norm: nn.Module, made: ContextManager) -> Tuple[torch.Tensor, ContextManager]:
         """A sub-layer's input and the context to run it in: normalised here in pre-norm blocks; in
@@ -91,17 +91,22 @@ class DeLighTLayer(nn.Module):
         encoder_out: Optional[torch.Tensor] = None,
         encoder_padding_mask: Optional[torch.Tensor] = None,
         cache: Optional[Dict[str, Dict[str, torch.Tensor]]] = None,
-    ) -> torch.Tensor:
+        made: Optional[ContextManager] = None,
+        return_context: bool = False,
+    ):
         """``x``: ``T x B x C``; ``padding_mask``: ``B x T``; ``encoder_out``:
         ``S x B x C_enc``; ``encoder_padding_mask``: ``B x S``; ``cache``: per-block
-        incremental state (``{'self': {...}, 'cross': {...}}``). Returns ``T x B x C``."""
+        incremental state (``{'self': {...}, 'cross': {...}}``). Returns ``T x B x C``.
+
+        In a stack of post-norm blocks, ``x`` is the previous block's last norm's output and
+        ``made`` the context it returned with ``return_context`` (``T x B x C`` and its context),
+        in which this block's DExTra keeps no copy of ``x``."""
         self_cache = cross_cache = None
         if cache is not None:
             self_cache = cache.setdefault("self", {})
             cross_cache = cache.setdefault("cross", {})
-        # 1. DExTra (C -> D), single-head self-attention (D -> C); the block's input was
-        # normalised by the previous block (post-norm) and is kept by the DExTra
-        h, ctx = self._in(x, self.self_attn_norm, nullcontext())
+        # 1. DExTra (C -> D), single-head self-attention (D -> C)
+        h, ctx = self._in(x, self.self_attn_norm, made or nullcontext())
         with ctx:
             h, ctx = self.dextra.transform(h)  # T x B x D
         with ctx:
@@ -120,4 +125,5 @@ class DeLighTLayer(nn.Module):
         h, ctx = self._in(x, self.ffn_norm, made)
         with ctx:
             h = self.ffn(h)
-        return self._out(x, h, self.ffn_norm, self.ffn_dropout)[0]
+        x, made = self._out(x, h, self.ffn_norm, self.ffn_dropout)
+        return (x, made) if return_context else x

@@ -142,7 +142,7 @@ class DExTra(nn.Module):
         """``forward(x)`` and the context to run its consumer in (``GroupLinear.finished``): each
         layer's normed and activated output is kept for backward once, not by its consumers too."""
         *lead, _ = x.shape
-        y = self.input_layer.maps(x)  # R x P, before its norm and activation
+        y = self.input_layer(x, finish=False)  # R x P, before its norm and activation
         inp, ctx = self.input_layer.finished(y)  # R x P, read by every GLT layer (input mixer)
         with ctx:
             y = self.glt_layers[0](inp, finish=False)  # R x w_1, before its norm and activation
