@@ -3,7 +3,7 @@
 and peak memory, measured side by side in one run; prints ratios.
 
     python benchmarks/train_step.py [--pairing matched|paper] [--vocab 10000] [--batch 64 --length 32]
-        [--precision fp32|bf16|fp16] [--checkpoint-activations] [--device cuda]
+        [--precision fp32|bf16|fp16] [--checkpoint-activations] [--live-memory] [--device cuda]
 
 --pairing matched: delight_transformer_wmt14_en_de_256 vs a 6+6-layer transformer whose width
   is chosen to have the same number of parameters (same vocabulary, shared embeddings);
@@ -13,11 +13,15 @@ Each model runs in its own process (peak resident memory per model on the CPU; p
 allocated memory on CUDA); the two alternate --rounds times and the median is reported.
 --precision bf16 / fp16 runs the step under torch.autocast (fp16 with a gradient scaler, as
 fairseq's --amp); --checkpoint-activations recomputes DeLighT's blocks in backward (the
-transformer stays without, as the memory target compares them). --smoke: tiny models, the
-same code (CI runs it on the CPU).
+transformer stays without, as the memory target compares them). --live-memory (CPU): the
+peak of memory in use, as CUDA's max_memory_allocated counts it, rather than also what the C
+library's heap keeps of freed tensors (which depends on the order of allocations and differs
+between the models); it slows the steps. --smoke: tiny models, the same code (CI runs it on
+the CPU).
 """
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -130,8 +134,14 @@ class _Queue(list):
     put = list.append
 
 
-def measure(spec, spawn: bool = True):
-    """``run(spec)`` in a fresh process (its peak memory its own), or here with ``spawn=False``."""
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}  # glibc: every allocation over 64 KiB mapped, unmapped on free
+
+
+def measure(spec, spawn: bool = True, live_memory: bool = False):
+    """``run(spec)`` in a fresh process (its peak memory its own), or here with ``spawn=False``;
+    ``live_memory``: the process runs under ``LIVE_MEMORY_ENV``, so that its peak resident memory
+    is the peak of memory in use (freed tensors go back to the system at once, as they leave
+    CUDA's ``max_memory_allocated``), not also what glibc's heap keeps of freed ones."""
     if not spawn:
         queue = _Queue()
         run(spec, queue)
@@ -139,7 +149,17 @@ def measure(spec, spawn: bool = True):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     p = ctx.Process(target=run, args=(spec, queue))
-    p.start()
+    saved = {k: os.environ.get(k) for k in LIVE_MEMORY_ENV}
+    if live_memory:
+        os.environ.update(LIVE_MEMORY_ENV)  # read by the child's C library when it starts
+    try:
+        p.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     result = queue.get()
     p.join()
     return result
@@ -163,15 +183,16 @@ def pairing(name: str, vocab=None, smoke: bool = False):
 
 
 def compare(specs, batch, length, steps, rounds, device, threads, precision="fp32", checkpoint=False, profile=False,
-            spawn=True):
+            spawn=True, live_memory=False):
     """``{key: (params, tokens/s, peak memory bytes)}``, the median over ``rounds`` alternating runs;
-    ``checkpoint`` applies to DeLighT only; ``spawn=False`` runs here (quicker, memory not its own)."""
+    ``checkpoint`` applies to DeLighT only; ``spawn=False`` runs here (quicker, memory not its own);
+    ``live_memory``: see ``measure``."""
     results = {k: [] for k in specs}
     for r in range(rounds):
         for k, (kind, name, v, dim, overrides) in specs.items():
             spec = (kind, name, v, dim, overrides, batch, length, steps, device, threads, precision,
                     checkpoint and kind == "delight", profile and r == 0)
-            results[k].append(measure(spec, spawn))
+            results[k].append(measure(spec, spawn, live_memory))
     return {k: (runs[0][0], statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs))
             for k, runs in results.items()}
 
@@ -189,14 +210,18 @@ def main(argv=None):
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--checkpoint-activations", action="store_true", help="DeLighT recomputes its blocks in backward")
     p.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of one step")
+    p.add_argument("--live-memory", action="store_true",
+                   help="CPU: peak memory in use (glibc returns each freed tensor at once; slows the steps, so "
+                        "tokens/s are not comparable with a run without it)")
     p.add_argument("--smoke", action="store_true", help="tiny models (a check that the script runs)")
     args = p.parse_args(argv)
     vocab, specs = pairing(args.pairing, args.vocab, args.smoke)
     med = compare(specs, args.batch, args.length, args.steps, args.rounds, args.device, args.threads, args.precision,
-                  args.checkpoint_activations, args.profile)
+                  args.checkpoint_activations, args.profile, live_memory=args.live_memory)
     print(f"pairing {args.pairing}: {args.batch} x {args.length} target tokens per step, vocab {vocab}, "
           f"{args.device}, {args.threads} threads, {args.precision}"
-          f"{', DeLighT with activation checkpointing' if args.checkpoint_activations else ''}, "
+          f"{', DeLighT with activation checkpointing' if args.checkpoint_activations else ''}"
+          f"{', peak memory in use (--live-memory)' if args.live_memory else ''}, "
           f"median of {args.rounds} rounds x {args.steps} steps")
     for k, (params, tps, mem) in med.items():
         name = specs[k][1] + (f" (d {specs[k][3]})" if specs[k][3] else "")

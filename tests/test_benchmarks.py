@@ -32,3 +32,32 @@ def test_the_gpu_suite_runs_with_smoke_sizes(tmp_path):
 def test_the_gpu_suite_needs_cuda_without_smoke():
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh")], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip().startswith("gpu_suite.sh: no CUDA device")
+
+
+def test_train_step_measures_memory_in_use_in_children_and_leaves_the_environment_as_it_was(monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import train_step
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    started = []
+    monkeypatch.setattr(train_step.mp.get_context("spawn").Process, "start",
+                        lambda self: started.append(os.environ.get("MALLOC_MMAP_THRESHOLD_")))
+    monkeypatch.setattr(train_step.mp.get_context("spawn").Process, "join", lambda self: None)
+    monkeypatch.setattr(train_step.mp.get_context("spawn"), "Queue", lambda: type("Q", (), {"get": lambda s: 1})())
+    assert train_step.measure(None, live_memory=True) == 1 and train_step.measure(None) == 1
+    assert started == ["65536", None] and "MALLOC_MMAP_THRESHOLD_" not in os.environ
+
+
+def test_kept_memory_compares_the_savings_side_by_side():
+    """The smoke run: each variant in its own process; turning the savings off keeps more."""
+    import re
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kept_memory.py"), "--smoke"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^  (\S.*?)\s+(\d+) MiB", proc.stdout, re.M)}
+    assert list(kept) == ["transformer", "delight", "no recipes", "no recipes, no lean GLT"], proc.stdout
+    assert 0 < kept["delight"] < kept["no recipes"] < kept["no recipes, no lean GLT"], kept
