@@ -295,3 +295,34 @@ def test_a_blocks_output_is_kept_once_by_the_next_block_and_the_model_computes_t
     n_enc, n_dec = len(model.encoder.layers), len(model.decoder.layers)
     assert alive == [("encoder", n_enc - 1)], alive
     assert len(ref_alive) == n_enc + n_dec - 1  # all but the copied last decoder output
+
+
+def test_a_recipe_is_kept_only_for_a_whole_tensor_and_recomputes_it_exactly():
+    """``recomputed``: a saved view of ``out`` becomes a recipe (``out`` is then freed after the
+    forward pass) that gives the same gradient to the bit; for ``out`` a part of a larger tensor
+    (``fn`` could not rebuild the other parts) nothing is replaced."""
+    from contextlib import nullcontext
+
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from delight_fairseq.modules.recompute import _Recipe, recomputed
+
+    x = torch.randn(4, 6, requires_grad=True)
+
+    def run(recipe):
+        y = x * 2  # keeps nothing for backward
+        ref = StorageWeakRef(y.untyped_storage())
+        ctx = recomputed(y, lambda: x * 2) if recipe else nullcontext()
+        with ctx:
+            z = (y[:, 1:].sin() * x[:, 1:]).sum()  # keeps a view of y (for sin) and the view of x
+        del y, ctx
+        return not ref.expired(), torch.autograd.grad(z, x)[0]
+
+    (alive, grad), (ref_alive, ref_grad) = run(True), run(False)
+    assert not alive and ref_alive and torch.equal(grad, ref_grad)
+    both = torch.tanh(x).chunk(2, dim=1)  # two views of one storage
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        with recomputed(both[0], lambda: both[0] * 1):
+            (both[0] * both[1]).sum()
+    assert len(saved) == 2 and not any(isinstance(t, _Recipe) for t in saved)

@@ -34,7 +34,13 @@ class _Recipe:
 def recomputed(out: torch.Tensor, fn: Callable[[], torch.Tensor]) -> Iterator[None]:
     """Within this context, a tensor saved for backward that views ``out``'s memory is kept as a
     recipe: ``fn()`` (which must return a tensor equal to ``out``, laid out the same) is rerun in
-    backward. Other saved tensors are kept as usual."""
+    backward. Other saved tensors are kept as usual. ``out`` must be a whole contiguous tensor (a
+    view of part of a larger one, whose other parts ``fn`` cannot recompute, changes nothing)."""
+    whole = out.is_contiguous() and out.storage_offset() == 0 and \
+        out.untyped_storage().nbytes() == out.numel() * out.element_size()
+    if not whole:
+        yield
+        return
     memory = (out.untyped_storage().data_ptr(), out.device)
     autocast = autocast_state(out.device.type)
 
