@@ -326,3 +326,25 @@ def test_a_recipe_is_kept_only_for_a_whole_tensor_and_recomputes_it_exactly():
         with recomputed(both[0], lambda: both[0] * 1):
             (both[0] * both[1]).sum()
     assert len(saved) == 2 and not any(isinstance(t, _Recipe) for t in saved)
+
+
+def test_a_tensor_read_by_many_layers_is_recomputed_once_per_backward():
+    """A DExTra's input layer output is read (and its recipe kept) by every GLT layer: backward
+    recomputes it once; a second backward through a retained graph recomputes it for each reader
+    (not cached then, and the same)."""
+    from delight_fairseq.modules.recompute import recomputed
+
+    x = torch.randn(5, 4, requires_grad=True)
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return torch.tanh(x)
+
+    y = torch.tanh(x)
+    with recomputed(y, fn):
+        z = sum((y * w).sin().sum() for w in torch.randn(3, 5, 4, requires_grad=True))  # three readers keep y
+    first = torch.autograd.grad(z, x, retain_graph=True)[0]
+    assert len(calls) == 1
+    again = torch.autograd.grad(z, x)[0]
+    assert len(calls) == 1 + 3 and torch.equal(again, first)

@@ -17,17 +17,40 @@ def autocast_state(device: str) -> Tuple[bool, torch.dtype, str]:
     return torch.is_autocast_enabled(device), torch.get_autocast_dtype(device), device
 
 
-class _Recipe:
-    __slots__ = ("fn", "autocast", "size", "stride", "offset")
+class _Recomputation:
+    """``fn`` rerun at most once while the recipes made from one ``out`` are being unpacked: the
+    value is kept from the first unpack until the last recipe made so far has been unpacked (a
+    DExTra's input layer output, read by each of its GLT layers, is recomputed once, not once per
+    layer)."""
 
-    def __init__(self, fn, autocast, t: torch.Tensor):
+    def __init__(self, fn, autocast):
         self.fn, self.autocast = fn, autocast
-        self.size, self.stride, self.offset = t.size(), t.stride(), t.storage_offset()
+        self.pending, self.value = 0, None
+
+    def recipe(self, t: torch.Tensor) -> "_Recipe":
+        self.pending += 1
+        return _Recipe(self, t)
+
+    def unpack(self, size, stride, offset) -> torch.Tensor:
+        if self.value is None:
+            enabled, dtype, device = self.autocast  # rerun under the autocast state it first ran under
+            with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+                self.value = self.fn()
+        value = self.value
+        self.pending -= 1
+        if self.pending <= 0:  # every recipe unpacked (once more with retain_graph: recomputed again)
+            self.value = None
+        return value.as_strided(size, stride, offset)
+
+
+class _Recipe:
+    __slots__ = ("source", "size", "stride", "offset")
+
+    def __init__(self, source: _Recomputation, t: torch.Tensor):
+        self.source, self.size, self.stride, self.offset = source, t.size(), t.stride(), t.storage_offset()
 
     def __call__(self) -> torch.Tensor:
-        enabled, dtype, device = self.autocast  # rerun under the autocast state it first ran under
-        with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
-            return self.fn().as_strided(self.size, self.stride, self.offset)
+        return self.source.unpack(self.size, self.stride, self.offset)
 
 
 @contextmanager
@@ -42,10 +65,10 @@ def recomputed(out: torch.Tensor, fn: Callable[[], torch.Tensor]) -> Iterator[No
         yield
         return
     memory = (out.untyped_storage().data_ptr(), out.device)
-    autocast = autocast_state(out.device.type)
+    source = _Recomputation(fn, autocast_state(out.device.type))
 
     def pack(t: torch.Tensor):
-        return _Recipe(fn, autocast, t) if (t.untyped_storage().data_ptr(), t.device) == memory else t
+        return source.recipe(t) if (t.untyped_storage().data_ptr(), t.device) == memory else t
 
     def unpack(saved):
         return saved() if isinstance(saved, _Recipe) else saved
