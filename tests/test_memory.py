@@ -225,16 +225,15 @@ def _kept_after(fn, *inputs):
 
 
 @pytest.mark.parametrize("block", ["encoder (post-norm)", "decoder (post-norm)", "pre-norm"])
-def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the_same(block, monkeypatch):
+def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the_same(block):
     """A norm or activation keeps its input for backward; the sub-layer reading its output
     keeps a recipe that recomputes it there (``recompute.recomputed``), not a copy: the block's
     norms (but the last, post-norm: the block's output), its DExTra's input layer and output
     and its light FFN's activation. What a forward pass leaves alive shrinks by exactly their
     sizes; loss and gradients equal to the bit those of the block that keeps them all."""
-    from contextlib import nullcontext
-
-    from delight_fairseq.modules import delight_layer, group_linear, light_ffn
+    from delight_fairseq.modules import delight_layer
     from delight_fairseq.modules.dextra import DExTraConfig
+    from delight_fairseq.modules.recompute import keeping_copies
 
     t, b, c = 7, 3, 64
     cfg = delight_layer.DeLighTBlockConfig(c, DExTraConfig(4, 2.0, 4), normalize_before=block == "pre-norm",
@@ -250,9 +249,8 @@ def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the
         return out, kept, torch.autograd.grad(out.square().sum(), [x, enc, *layer.parameters()], allow_unused=True)
 
     out, kept, grads = run()
-    for module in (delight_layer, group_linear, light_ffn):
-        monkeypatch.setattr(module, "recomputed", lambda y, fn: nullcontext())
-    ref, ref_kept, ref_grads = run()
+    with keeping_copies():
+        ref, ref_kept, ref_grads = run()
     assert torch.equal(out, ref)
     for got, want in zip(grads, ref_grads):
         assert (got is None and want is None) or torch.equal(got, want)
@@ -261,16 +259,14 @@ def test_each_normed_or_activated_output_is_kept_once_and_the_block_computes_the
     assert ref_kept - kept == t * b * (norms * c + 2 * d + c // 4) * 4, (ref_kept, kept)
 
 
-def test_a_blocks_output_is_kept_once_by_the_next_block_and_the_model_computes_the_same(monkeypatch):
+def test_a_blocks_output_is_kept_once_by_the_next_block_and_the_model_computes_the_same():
     """In the post-norm stacks the next block's DExTra keeps a recipe for the previous block's
     output (its last norm's), not a copy: after a training forward pass only the encoder's last
     output is alive (every decoder block reads it; the output layer copies the decoder's); loss
     and every gradient equal to the bit those of the model keeping them all."""
-    from contextlib import nullcontext
-
     from torch.multiprocessing.reductions import StorageWeakRef
 
-    from delight_fairseq.modules import delight_layer, group_linear, light_ffn
+    from delight_fairseq.modules.recompute import keeping_copies
 
     model = build_model(tiny_cfg(dropout=0.1, attention_dropout=0.1)).train()
     tokens = torch.randint(4, 36, (3, 6))
@@ -288,9 +284,8 @@ def test_a_blocks_output_is_kept_once_by_the_next_block_and_the_model_computes_t
         return loss, alive, torch.autograd.grad(loss, list(model.parameters()))
 
     loss, alive, grads = run()
-    for module in (delight_layer, group_linear, light_ffn):
-        monkeypatch.setattr(module, "recomputed", lambda y, fn: nullcontext())
-    ref, ref_alive, ref_grads = run()
+    with keeping_copies():
+        ref, ref_alive, ref_grads = run()
     assert torch.equal(loss, ref) and all(torch.equal(g, r) for g, r in zip(grads, ref_grads))
     n_enc, n_dec = len(model.encoder.layers), len(model.decoder.layers)
     assert alive == [("encoder", n_enc - 1)], alive

@@ -53,6 +53,21 @@ class _Recipe:
         return self.source.unpack(self.size, self.stride, self.offset)
 
 
+_keeping_copies = False
+
+
+@contextmanager
+def keeping_copies() -> Iterator[None]:
+    """Within this context ``recomputed`` changes nothing: every reader keeps its own copy, as
+    without recipes (to compare against: tests, ``benchmarks/kept_memory.py``)."""
+    global _keeping_copies
+    before, _keeping_copies = _keeping_copies, True
+    try:
+        yield
+    finally:
+        _keeping_copies = before
+
+
 @contextmanager
 def recomputed(out: torch.Tensor, fn: Callable[[], torch.Tensor]) -> Iterator[None]:
     """Within this context, a tensor saved for backward that views ``out``'s memory is kept as a
@@ -61,7 +76,7 @@ def recomputed(out: torch.Tensor, fn: Callable[[], torch.Tensor]) -> Iterator[No
     view of part of a larger one, whose other parts ``fn`` cannot recompute, changes nothing)."""
     whole = out.is_contiguous() and out.storage_offset() == 0 and \
         out.untyped_storage().nbytes() == out.numel() * out.element_size()
-    if not whole:
+    if _keeping_copies or not whole:
         yield
         return
     memory = (out.untyped_storage().data_ptr(), out.device)
