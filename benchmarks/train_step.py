@@ -9,8 +9,9 @@ and peak memory, measured side by side in one run; prints ratios.
   is chosen to have the same number of parameters (same vocabulary, shared embeddings);
 --pairing paper:   delight_transformer_wmt14_en_de_512 (37M) vs transformer_wmt_en_de (62M),
   the pair the DeLighT paper reports at equal BLEU (vocabulary 43,736).
-Each model runs in its own process (peak resident memory per model on the CPU; peak
-allocated memory on CUDA); the two alternate --rounds times and the median is reported.
+Both models run without any dropout (``NO_DROPOUT``). Each model runs in its own process
+(peak resident memory per model on the CPU; peak allocated memory on CUDA); the two
+alternate --rounds times and the median is reported.
 --precision bf16 / fp16 runs the step under torch.autocast (fp16 with a gradient scaler, as
 fairseq's --amp); --checkpoint-activations recomputes DeLighT's blocks in backward (the
 transformer stays without, as the memory target compares them). --live-memory (CPU): the
@@ -47,7 +48,7 @@ def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
         args.encoder_ffn_embed_dim = args.decoder_ffn_embed_dim = 4 * dim
         args.encoder_attention_heads = args.decoder_attention_heads = 4
     ARCH_CONFIG_REGISTRY[arch](args)
-    args.dropout = 0.0
+    args.dropout = args.attention_dropout = args.activation_dropout = 0.0  # NO_DROPOUT, as DeLighT's
     from delight_fairseq.stats import dictionary_of_size
 
     d = dictionary_of_size(vocab)
@@ -58,11 +59,17 @@ SMOKE_DELIGHT = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_blocks=
                     encoder_max_depth=4, decoder_max_depth=4, embed_map_dim=32)  # --smoke: a tiny DeLighT
 
 
+# Both models run without dropout: the step's computation, not its regulariser (on the CPU,
+# torch's dropout keeps a float mask per call). Every dropout of a DeLighT preset:
+NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dextra_dropout=0.0, ffn_dropout=0.0,
+                  embed_dropout=0.0, pos_dropout=0.0)
+
+
 def build_delight(arch: str, vocab: int, **overrides):
     import delight_fairseq.models  # noqa: F401  (registers the models)
     from delight_fairseq.stats import build_from_arch
 
-    return build_from_arch(arch, vocab, overrides={"dropout": 0.0, **overrides})
+    return build_from_arch(arch, vocab, overrides={**NO_DROPOUT, **overrides})
 
 
 def n_params(model):

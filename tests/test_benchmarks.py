@@ -61,3 +61,34 @@ def test_kept_memory_compares_the_savings_side_by_side():
     kept = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^  (\S.*?)\s+(\d+) MiB", proc.stdout, re.M)}
     assert list(kept) == ["transformer", "delight", "no recipes", "no recipes, no lean GLT"], proc.stdout
     assert 0 < kept["delight"] < kept["no recipes"] < kept["no recipes, no lean GLT"], kept
+
+
+def _dropouts(model):
+    """Every dropout probability a module holds: ``p`` of dropout modules, float ``*dropout*`` attributes."""
+    found = []
+    for name, module in model.named_modules():
+        for key, value in vars(module).items():
+            if isinstance(value, float) and ("dropout" in key or (key == "p" and "ropout" in type(module).__name__)):
+                found.append((f"{name}.{key}", value))
+    return found
+
+
+def test_train_step_compares_both_models_without_dropout():
+    """The step's computation, not its regulariser: no dropout left on in either model (DeLighT's
+    presets carry five kinds; the step once zeroed only the main one)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import train_step
+
+    vocab, specs = train_step.pairing("matched", smoke=True)
+    _, arch, _, _, overrides = specs["delight"]
+    delight = train_step.build_delight(arch, vocab, **overrides)
+    transformer = train_step.build_transformer(vocab, specs["transformer"][3])
+    for model in (delight, transformer):
+        probabilities = _dropouts(model)
+        assert len(probabilities) > 5 and all(p == 0.0 for _, p in probabilities), probabilities
+    from delight_fairseq.stats import build_from_arch
+
+    as_published = _dropouts(build_from_arch(arch, vocab, overrides=overrides))
+    assert any(p > 0 for _, p in as_published)  # what the override turns off is there to turn off
