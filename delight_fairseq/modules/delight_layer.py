@@ -70,6 +70,8 @@ class DeLighTLayer(nn.Module):
         """``norm(x)`` and the context to run its consumer in: the consumer does not keep its own
         copy of ``norm(x)`` for backward (recomputed there from ``x``, which the norm keeps)."""
         y = norm(x)
+        # decided here, not inside ``recomputed``: without gradients (a checkpointed block's first pass)
+        # the context must be a plain one, which the next block's recomputation in backward re-enters
         return y, (recomputed(y, lambda: norm(x)) if torch.is_grad_enabled() else nullcontext())
 
     def _in(self, x: torch.Tensor, norm: nn.Module, made: ContextManager) -> Tuple[torch.Tensor, ContextManager]:
