@@ -167,12 +167,24 @@ def _checked_globals(path: str, what: str, allowed) -> Set[str]:
     return names
 
 
+def _entry_name(entry) -> str:
+    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _allowing(entries):
+    """torch's ``safe_globals`` context for ``entries`` less those already allowed process-wide:
+    on exit torch's context removes every entry it was given, which would also drop the
+    plugin's own process-wide entries (``_compat``: ``argparse.Namespace`` for fairseq's loading)."""
+    registered = {_entry_name(e) for e in torch.serialization.get_safe_globals()}
+    return torch.serialization.safe_globals([e for e in entries if _entry_name(e) not in registered])
+
+
 def load_checkpoint(path: str, what: str = "checkpoint") -> dict:
     """A checkpoint written by fairseq 0.12 (``torch.load(weights_only=True)`` with
     ``SAFE_GLOBALS``), on the CPU."""
     def load():
         _checked_globals(path, what, lambda n: n == "argparse.Namespace")
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        with _allowing(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
 
     return _open(path, what, load)
@@ -186,7 +198,7 @@ def load_fork_checkpoint(path: str) -> dict:
     def load():
         names = _checked_globals(path, what, lambda n: n in _FORK_NAMES or _is_fairseq(n))
         placeholders = [_placeholder(n) for n in names if _is_fairseq(n)]
-        with torch.serialization.safe_globals(FORK_GLOBALS + placeholders):
+        with _allowing(FORK_GLOBALS + placeholders):
             return torch.load(path, map_location="cpu", weights_only=True)
 
     return _open(path, what, load)

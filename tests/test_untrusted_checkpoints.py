@@ -1,12 +1,15 @@
 """Checkpoints are untrusted files: nothing the project opens runs code from them, and a
 malformed one is one line, a non-zero exit and nothing written (``delight_fairseq/safe_load.py``)."""
 import copy
+import io
 import os
 import re
 import runpy
+import struct
 import subprocess
 import sys
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ import torch
 from conftest import PLUGIN, REPO, build_model, run_cli
 from delight_fairseq import ConfigError
 from delight_fairseq.convert import convert_checkpoint
-from delight_fairseq.safe_load import load_checkpoint, load_fork_checkpoint, pickle_globals
+from delight_fairseq.safe_load import FairseqPlaceholder, load_checkpoint, load_fork_checkpoint, pickle_globals
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "authors"
 
@@ -254,3 +257,324 @@ def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
     assert main([str(FIXTURES / "mt" / "checkpoint.pt"), str(out), "--overwrite"]) == 0
     state = load_checkpoint(str(out))
     assert state["cfg"]["model"]["_name"] == "delight_transformer" and len(state["model"]) > 0
+
+
+# ----- the allow-list, stated; a family of hostile pickles (issue #31) -------------------------------------
+#
+# The allow-list is the security boundary: every global a loader accepts, each with why. A pickle
+# may name any of these and nothing else; ``fairseq.*`` names (fork loader only) become inert
+# placeholders that are never imported.
+
+# what torch's weights-only unpickler itself allows outside the ``torch`` package (torch 2.13,
+# scripts/install.sh): pure data, nothing that can reach a module, a file or the interpreter
+TORCH_OUTSIDE_TORCH = {
+    "_codecs.encode": "protocol-2 pickles write bytes as encode(text, 'latin1')",
+    "builtins.bytearray": "bytes",
+    "builtins.complex": "complex numbers",
+    "builtins.set": "sets",
+    "collections.Counter": "a dict of counts",
+    "collections.OrderedDict": "state dicts",
+}
+# what load_checkpoint adds (fairseq 0.12 checkpoints written with this plugin)
+OURS_ADDS = {
+    "argparse.Namespace": "the args of argparse-configured models (a plain attribute bag: __setstate__ sets fields)",
+}
+# what load_fork_checkpoint adds (checkpoints of the authors' fairseq 0.9 fork)
+FORK_ADDS = {
+    **OURS_ADDS,
+    "numpy.core.multiarray.scalar": "NumPy scalars as NumPy 1.x pickles them (the fork's best loss): dtype + raw bytes",
+    "numpy._core.multiarray.scalar": "the same, as NumPy 2 names it",
+    "numpy.core.multiarray._reconstruct": "NumPy arrays (NumPy 1.x names): an empty array, its state set after",
+    "numpy._core.multiarray._reconstruct": "the same, as NumPy 2 names it",
+    "numpy.ndarray": "the class _reconstruct builds",
+    "numpy.dtype": "the dtype of those scalars and arrays",
+    **{f"numpy.dtypes.{name}DType": "NumPy 2 pickles a dtype by its class"
+       for name in ("Float16", "Float32", "Float64", "Int32", "Int64", "UInt8", "Bool")},
+}
+
+
+def _named(entry):
+    """``(name, object)`` of an allow-list entry as torch takes them: an object or ``(object, name)``."""
+    if isinstance(entry, tuple):
+        return entry[1], entry[0]
+    return f"{entry.__module__}.{entry.__qualname__}", entry
+
+
+def _is_torch_data_builder(name, obj) -> bool:
+    """torch's own entries: its dtypes, quantisation schemes, storage types, tensor, storage and layout
+    classes and the functions that rebuild tensors from storages (``_rebuild_*``, ``_get_layout``)."""
+    if not name.startswith("torch."):
+        return False
+    if isinstance(obj, (torch.dtype, torch.qscheme, torch.serialization.StorageType, type)):
+        return True
+    return callable(obj) and (obj.__name__.startswith("_rebuild") or obj.__name__ == "_get_layout")
+
+
+def _loader_lists(monkeypatch, load, path):
+    """``{name: object}`` that a loader allows beyond torch's defaults while loading ``path``: what
+    it hands torch's ``safe_globals`` and what is allowed process-wide at that moment."""
+    handed, process_wide = [], []
+    real = torch.serialization.safe_globals
+
+    def recording(entries):
+        handed.extend(entries)
+        process_wide.extend(torch.serialization.get_safe_globals())
+        return real(entries)
+
+    monkeypatch.setattr(torch.serialization, "safe_globals", recording)
+    load(str(path))
+    monkeypatch.setattr(torch.serialization, "safe_globals", real)
+    assert handed or process_wide, "the loader allowed nothing: did it stop using torch's safe_globals?"
+    # torch's own entries stay torch's: a loader adds nothing in the torch namespace
+    return {**{n: obj for n, obj in map(_named, process_wide) if not n.startswith("torch.")}, **dict(map(_named, handed))}
+
+
+def test_every_global_the_loaders_accept_is_stated_with_its_reason(monkeypatch, tmp_path):
+    """The effective allow-lists equal the tables above: torch's own (outside ``torch`` exactly
+    TORCH_OUTSIDE_TORCH; inside it only its tensor-building entries), what the plugin adds
+    process-wide for fairseq's own ``torch.load`` (``_compat``: OURS_ADDS), and what each loader
+    of safe_load.py allows while it loads (OURS_ADDS; FORK_ADDS and fairseq placeholders)."""
+    from torch import _weights_only_unpickler as wou
+
+    default = dict(wou._get_allowed_globals())
+    registered = dict(map(_named, torch.serialization.get_safe_globals()))  # process-wide, after the plugin loaded
+    assert {n for n in default if not n.startswith("torch.")} == set(TORCH_OUTSIDE_TORCH)
+    assert {n for n in registered if not n.startswith("torch.")} == set(OURS_ADDS)
+    torch_own = {n: obj for n, obj in {**default, **registered}.items() if n.startswith("torch.")}
+    assert all(_is_torch_data_builder(n, obj) for n, obj in torch_own.items()), \
+        sorted(n for n, obj in torch_own.items() if not _is_torch_data_builder(n, obj))
+    ours_path = tmp_path / "ours.pt"
+    torch.save({"model": build_model().state_dict(), "args": argparse_namespace()}, ours_path)
+    assert set(_loader_lists(monkeypatch, load_checkpoint, ours_path)) == set(OURS_ADDS)
+    fork = _loader_lists(monkeypatch, load_fork_checkpoint, FIXTURES / "mt" / "checkpoint.pt")
+    placeholders = {n for n, obj in fork.items() if isinstance(obj, type) and issubclass(obj, FairseqPlaceholder)}
+    assert all(n.startswith("fairseq.") for n in placeholders)  # inert stand-ins, named as the file names them
+    assert set(fork) - placeholders == set(FORK_ADDS)
+
+
+def test_the_loaders_leave_the_process_wide_allow_list_as_they_found_it(tmp_path):
+    """torch's ``safe_globals`` context removes on exit what it was given: safe_load must not hand
+    it the plugin's process-wide ``argparse.Namespace``, or fairseq's own loading (fairseq-generate,
+    the hub classes) refuses a Namespace checkpoint once a safe_load loader has run in the process."""
+    before = [_named(e)[0] for e in torch.serialization.get_safe_globals()]
+    path = tmp_path / "ns.pt"
+    torch.save({"model": {}, "args": argparse_namespace()}, path)
+    load_checkpoint(str(path))
+    load_fork_checkpoint(str(FIXTURES / "mt" / "checkpoint.pt"))
+    assert sorted(_named(e)[0] for e in torch.serialization.get_safe_globals()) == sorted(before)
+    # what fairseq's checkpoint_utils.load_checkpoint_to_cpu calls (torch's default weights_only=True)
+    assert torch.load(str(path), map_location="cpu")["args"].arch == "delight_transformer"
+
+
+def argparse_namespace():
+    import argparse
+
+    return argparse.Namespace(arch="delight_transformer", lr=[0.001])
+
+
+# ----- pickles written opcode by opcode: what a hostile file can say --------------------------------------
+
+def _s(text: str) -> bytes:  # BINUNICODE
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def _g(module: str, name: str) -> bytes:  # GLOBAL
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _tuple(*items: bytes) -> bytes:  # MARK ... TUPLE
+    return b"(" + b"".join(items) + b"t"
+
+
+def _call(fn: bytes, *args: bytes) -> bytes:  # fn(*args): REDUCE
+    return fn + _tuple(*args) + b"R"
+
+
+def _checkpoint(payload: bytes) -> bytes:
+    """``{"model": {}, "extra_state": payload}`` (protocol 2)."""
+    return b"\x80\x02}" + _s("model") + b"}s" + _s("extra_state") + payload + b"s."
+
+
+def _payloads(tmp_path):
+    """``{name: (pickle, the globals that must be refused, marker)}``: each pickle, unpickled
+    unrestricted, creates its marker file (the test checks that it does)."""
+    out = {}
+
+    def add(name, make, refused):
+        marker = tmp_path / f"ran-{re.sub(r'[^a-z0-9]+', '-', name.lower())}"
+        out[name] = (_checkpoint(make(marker)), set(refused), marker)
+
+    def touch_code(marker):
+        return f"__import__('pathlib').Path({str(marker)!r}).touch()"
+
+    def module_touching(marker, module):
+        """A module on sys.path (tmp_path/mods) whose import creates ``marker``."""
+        (tmp_path / "mods").mkdir(exist_ok=True)
+        (tmp_path / "mods" / f"{module}.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+        return module
+
+    def class_touching(marker, module, cls):
+        """``module.cls``: a harmless-looking class whose construction creates ``marker``."""
+        (tmp_path / "mods").mkdir(exist_ok=True)
+        (tmp_path / "mods" / f"{module}.py").write_text(
+            f"import pathlib\nclass {cls}:\n    def __init__(self, *args):\n"
+            f"        pathlib.Path({str(marker)!r}).touch()\n")
+        return _call(_g(module, cls))
+
+    getattr_ = _g("builtins", "getattr")
+    dangerous = {  # name: (callable as the pickle names it, its arguments given the marker)
+        "builtins.eval": (("builtins", "eval"), lambda m: [_s(touch_code(m))]),
+        "builtins.exec": (("builtins", "exec"), lambda m: [_s(touch_code(m))]),
+        "posix.system": (("posix", "system"), lambda m: [_s(f"touch {m}")]),
+        "os.system": (("os", "system"), lambda m: [_s(f"touch {m}")]),
+        "subprocess.Popen": (("subprocess", "Popen"), lambda m: [_tuple(_s("touch"), _s(str(m)))]),
+        "builtins.__import__": (("builtins", "__import__"), lambda m: [_s(module_touching(m, f"evil_{m.name[4:]}".replace("-", "_")))]),
+        "importlib.import_module": (("importlib", "import_module"),
+                                    lambda m: [_s(module_touching(m, f"evil_{m.name[4:]}".replace("-", "_")))]),
+    }
+    for name, ((module, fn), args) in dangerous.items():
+        add(name, lambda m, module=module, fn=fn, args=args: _call(_g(module, fn), *args(m)), [f"{module}.{fn}"])
+        # functools.partial(fn, *args)(): the callable handed over as an argument
+        add(f"functools.partial of {name}",
+            lambda m, module=module, fn=fn, args=args: _call(_call(_g("functools", "partial"), _g(module, fn), *args(m))),
+            ["functools.partial", f"{module}.{fn}"])
+    # getattr alone reaches os from an allowed torch function: _get_layout.__globals__.get("os").system(...)
+    add("builtins.getattr", lambda m: _call(_call(getattr_, _call(_call(getattr_, _call(
+        getattr_, _g("torch.serialization", "_get_layout"), _s("__globals__")), _s("get")), _s("os")), _s("system")),
+        _s(f"touch {m}")), ["builtins.getattr"])
+    # a nested __reduce__: posix.system inside an allowed OrderedDict's items
+    add("posix.system nested in an OrderedDict", lambda m: _call(_g("collections", "OrderedDict"), b"](" + _tuple(
+        _s("loss"), _call(_g("posix", "system"), _s(f"touch {m}"))) + b"e"), ["posix.system"])
+    # the global's name fetched from the memo for protocol 4's STACK_GLOBAL
+    add("posix.system by STACK_GLOBAL from the memo", lambda m: (
+        _s("posix") + b"q\x00" + b"0" + _s("system") + b"q\x01" + b"0" + b"h\x00h\x01\x93" + _tuple(_s(f"touch {m}"))
+        + b"R"), ["posix.system"])
+    # torch's own namespace: the prefix the first check lets through to torch's unpickler
+    def hubconf(m):
+        (tmp_path / "hub").mkdir(exist_ok=True)
+        (tmp_path / "hub" / "hubconf.py").write_text(f"import pathlib\npathlib.Path({str(m)!r}).touch()\n")
+        return _call(_g("torch.hub", "_load_local"), _s(str(tmp_path / "hub")), _s("model"))
+    add("torch.hub._load_local", hubconf, ["torch.hub._load_local"])
+    # classes from unexpected modules with harmless-looking names
+    add("argparse_compat.Namespace", lambda m: class_touching(m, "argparse_compat", "Namespace"),
+        ["argparse_compat.Namespace"])
+    add("fairseq_meters.AverageMeter", lambda m: class_touching(m, "fairseq_meters", "AverageMeter"),
+        ["fairseq_meters.AverageMeter"])
+    add("numpy_compat.dtype", lambda m: class_touching(m, "numpy_compat", "dtype"), ["numpy_compat.dtype"])
+    return out
+
+
+@pytest.fixture
+def payloads(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    for name in list(sys.modules):  # the payload modules, never imported before
+        if name.startswith(("evil_", "argparse_compat", "fairseq_meters", "numpy_compat")):
+            monkeypatch.delitem(sys.modules, name)
+    return _payloads(tmp_path)
+
+
+def _unrestricted(data: bytes):
+    """What plain pickle would do with it (the attack the loaders stop)."""
+    import pickle
+
+    try:
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001  (the code ran before anything failed, or the pickle is broken)
+        pass
+
+
+def test_each_hostile_pickle_really_runs_code_when_unpickled_unrestricted(payloads):
+    import time
+
+    for name, (data, _, marker) in payloads.items():
+        _unrestricted(data)
+        deadline = time.time() + 10
+        while not marker.exists() and time.time() < deadline:  # Popen: the child runs on its own
+            time.sleep(0.01)
+        assert marker.exists(), f"{name}: the payload does nothing, so refusing it proves nothing"
+        marker.unlink()
+    for name in list(sys.modules):
+        if name.startswith(("evil_", "argparse_compat", "fairseq_meters", "numpy_compat")):
+            del sys.modules[name]
+
+
+def _torch_file(data: bytes, path: Path, legacy: bool) -> Path:
+    """``data`` as the object pickle of a torch.save file: the zip format's data.pkl, or the
+    legacy format's fourth pickle (after the magic number, protocol and system info)."""
+    if legacy:
+        head = b"".join(pickle_dumps(v) for v in (0x1950A86A20F9469CFC6C, 1001, {
+            "protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}))
+        path.write_bytes(head + data + pickle_dumps([]))
+        return path
+    template = io.BytesIO()
+    torch.save({}, template)
+    with zipfile.ZipFile(io.BytesIO(template.getvalue())) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, data if info.filename.endswith("data.pkl") else src.read(info.filename))
+    return path
+
+
+def pickle_dumps(value) -> bytes:
+    import pickle
+
+    return pickle.dumps(value, protocol=2)
+
+
+def _fairseq_load(path: str):
+    from fairseq import checkpoint_utils
+
+    return checkpoint_utils.load_checkpoint_to_cpu(path)  # fairseq-generate's, --restore-file's
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("loader", ["load_checkpoint", "load_fork_checkpoint", "fairseq"])
+def test_every_hostile_pickle_is_refused_before_anything_runs(payloads, tmp_path, loader, legacy):
+    """Each payload through each loader (safe_load's two, and fairseq's own ``torch.load`` with the
+    plugin's process-wide additions) in both torch formats: refused, naming a global it must
+    refuse (safe_load's: one ConfigError line), no marker, no payload module imported."""
+    import pickle
+
+    load = {"load_checkpoint": load_checkpoint, "load_fork_checkpoint": load_fork_checkpoint,
+            "fairseq": _fairseq_load}[loader]
+    for name, (data, refused, marker) in payloads.items():
+        path = _torch_file(data, tmp_path / f"hostile-{legacy}.pt", legacy)
+        with pytest.raises(ConfigError if loader != "fairseq" else (ConfigError, pickle.UnpicklingError)) as e:
+            load(str(path))
+        message = str(e.value)
+        if loader != "fairseq":  # safe_load names what it refuses, before unpickling (torch may stop earlier)
+            assert "refused" in message and "\n" not in message, (name, message)
+            first = re.search(r"refers to ([\w.<> ]+)", message).group(1).split(",")[0].strip()
+            assert first in refused or f"builtins.{first}" in refused, (name, message)  # torch: builtins.eval is "eval"
+        assert not marker.exists(), f"{name} ran through {loader}"
+        assert not any(m.startswith(("evil_", "argparse_compat", "fairseq_meters", "numpy_compat"))
+                       for m in sys.modules), name
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_the_allowed_globals_load_and_their_near_misses_do_not(tmp_path, legacy):
+    """Naming a global (not calling it) in a checkpoint: each stated one loads through its loader;
+    names beside them (another class of the same module, a lookalike module) are refused."""
+    def loads(load, module, name):
+        path = _torch_file(_checkpoint(_g(module, name)), tmp_path / "probe.pt", legacy)
+        try:
+            load(str(path))
+            return True
+        except ConfigError as e:
+            assert "refused" in str(e), str(e)
+            return False
+
+    for full in {**TORCH_OUTSIDE_TORCH, **OURS_ADDS}:
+        assert loads(load_checkpoint, *full.rsplit(".", 1)), full
+    for full in FORK_ADDS:
+        assert loads(load_fork_checkpoint, *full.rsplit(".", 1)), full
+    assert loads(load_fork_checkpoint, "fairseq.meters", "AverageMeter")  # a placeholder
+    assert not loads(load_checkpoint, "fairseq.meters", "AverageMeter")  # ours hold no fairseq objects
+    near_misses = ["argparse.ArgumentParser", "argparse._sys", "numpy.load", "numpy.core.multiarray.fromfile",
+                   "numpy._core.multiarray.frombuffer", "collections.namedtuple", "collections.abc.Callable",
+                   "builtins.getattr", "builtins.open", "builtins.type", "_codecs.decode", "codecs.encode",
+                   "fairseq_cli.train.main", "fairseqx.meters.AverageMeter", "torch.load", "torch.hub.load",
+                   "torch.jit.load", "torch.serialization.load", "torch._C._import_dotted_name", "copyreg._reconstructor"]
+    for full in near_misses:
+        for load in (load_checkpoint, load_fork_checkpoint):
+            assert not loads(load, *full.rsplit(".", 1)), (full, load.__name__)
