@@ -15,12 +15,13 @@ Steps, each with a progress bar on a terminal (plain lines in a log) and a one-l
 4. encode every split (``--workers N`` processes);
 5. clean the training and the split-off validation pairs as the papers' scripts do after BPE
    (clean-corpus-n: 1 to ``--max-len`` pieces a side, length ratio at most ``--ratio``);
-6. ``fairseq-preprocess`` into ``--out-dir`` (a joined dictionary with a joint model), the
+6. ``fairseq-preprocess`` into ``--out-dir`` (``data-bin/custom``, ``data-bin/custom_lm`` with
+   ``--lm``; a joined dictionary with a joint model), the
    SentencePiece model(s) beside the binaries (``spm.model``, or ``spm.L1.model`` /
    ``spm.L2.model``) and the raw test references in ``OUT.work/text/test.ref.L2`` (what
    ``scripts/evaluate.sh custom`` scores against);
-7. a suggestion of a preset, dropout and learning rate for a corpus of this size (README,
-   "Which model for my data": a starting point).
+7. the recipe for a corpus of this size (README, "Which model for my data"; configs/recipe/)
+   and the commands that train, evaluate and use it, on standard output, one a line.
 
 Bad input (a missing side, files of different line counts, an empty file, an existing output
 without ``--overwrite``) stops with one line before anything is written.
@@ -32,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -49,37 +51,61 @@ class InputError(Exception):
 
 # ----- what suits a corpus of this size (README, "Which model for my data") ------------------
 
-# (pairs below, preset, dropout, attention dropout, DExTra dropout, lr, schedule) -- reasoned from the
-# authors' IWSLT'14 (160k pairs: d_m 384, dropout .23 / .08 / .08, lr 0.001) and WMT (4.5M-36M pairs:
-# d_m 512, dropout .15 / .05 / 0, lr 0.004) settings
-TRANSLATION_SUGGESTIONS = [
-    (50_000, "delight_transformer_wmt14_en_de_128", 0.3, 0.1, 0.1, 0.001, "linear, 4k warmup (the IWSLT recipe)"),
-    (500_000, "delight_transformer_iwslt_de_en", 0.23, 0.08, 0.08, 0.001, "linear, 4k warmup (the IWSLT recipe)"),
-    (5_000_000, "delight_transformer_wmt14_en_de_384", 0.11, 0.04, 0.0, 0.005, "cosine, 10k warmup (the WMT recipe)"),
-    (None, "delight_transformer_wmt14_en_de_512", 0.15, 0.05, 0.0, 0.004, "cosine, 10k warmup (the WMT recipe)"),
-]
-LM_SUGGESTIONS = [  # (tokens below, preset, recipe): a SentencePiece vocabulary takes a full softmax
-    (5_000_000, "define_lstm_lm_ptb", "AWD-LSTM's recipe (Penn Treebank is 0.9M tokens)"),
-    (None, "define_lstm_lm_wiki103_r1", "the same recipe, fewer epochs (WikiText-103 is 103M tokens)"),
-]
+REPO = Path(__file__).resolve().parents[1]
+# each row: (training pairs or LM tokens below which it applies, its recipe: configs/recipe/NAME.yaml,
+# which holds every setting the row promises)
+TRANSLATION_RECIPES = [(50_000, "tiny"), (500_000, "small"), (5_000_000, "medium"), (None, "large")]
+LM_RECIPES = [(5_000_000, "lm_small"), (None, "lm_large")]
+UNSHARED = ["model.share_all_embeddings=false", "model.share_decoder_input_output_embed=true"]
 
 
-def default_vocab_size(sentences: int) -> int:
-    """SentencePiece vocabulary for ``sentences`` training sentences (both sides, joint):
-    8k below 200k sentences, 16k below 2M, else 32k (the WMT recipes' 32k-40k BPE)."""
-    return 8000 if sentences < 200_000 else 16000 if sentences < 2_000_000 else 32000
+def default_vocab_size(lines: int) -> int:
+    """SentencePiece vocabulary (of each model, with ``--separate``) for ``lines`` training
+    lines (sentence pairs, or lines of text for a language model): 8k below 200k, 16k below
+    2M, else 32k (the WMT recipes' 32k-40k BPE)."""
+    return 8000 if lines < 200_000 else 16000 if lines < 2_000_000 else 32000
 
 
-def suggestion(units: int, lm: bool) -> str:
-    if lm:
-        preset, recipe = next((p, r) for limit, p, r in LM_SUGGESTIONS if limit is None or units < limit)
-        return (f"for {units:,} training tokens, start from --arch {preset} with {recipe}: bash scripts/train.sh "
-                f"custom_lm model={preset.replace('define_lstm_lm_', 'lstm_')} (README, 'Which model for my data')")
-    preset, dropout, att, dextra, lr, schedule = next(row[1:] for row in TRANSLATION_SUGGESTIONS
-                                                      if row[0] is None or units < row[0])
-    return (f"for {units:,} training pairs, start from --arch {preset} with --dropout {dropout} --attention-dropout "
-            f"{att} --dextra-dropout {dextra}, lr {lr}, {schedule}: bash scripts/train.sh custom "
-            f"model={preset.replace('delight_transformer_', '')} (README, 'Which model for my data')")
+def recipe_for(units: int, lm: bool) -> str:
+    return next(name for limit, name in (LM_RECIPES if lm else TRANSLATION_RECIPES) if limit is None or units < limit)
+
+
+def shares_all_embeddings(recipe: str) -> bool:
+    """Whether the model a recipe picks ties its encoder's and decoder's tables (which needs
+    one joined dictionary)."""
+    import yaml
+
+    defaults = yaml.safe_load((REPO / "configs" / "recipe" / f"{recipe}.yaml").read_text())["defaults"]
+    model = next(d["override /model"] for d in defaults if "override /model" in d)
+    return bool(yaml.safe_load((REPO / "configs" / "model" / f"{model}.yaml").read_text())["model"]
+                .get("share_all_embeddings"))
+
+
+def shown(path) -> str:
+    """``path`` as a command should name it: relative to the working directory when inside it."""
+    path = os.path.abspath(path)
+    here = os.path.abspath(os.getcwd())
+    return os.path.relpath(path, here) if path.startswith(here + os.sep) else path
+
+
+def next_commands(out: Path, units: int, lm: bool, separate: bool, src: str = None) -> Tuple[str, List[str]]:
+    """The row of "Which model for my data" for a corpus of ``units`` training pairs (LM:
+    tokens) and the commands that train it on the binaries in ``out``, evaluate and use it."""
+    recipe = recipe_for(units, lm)
+    dataset = "custom_lm" if lm else "custom"
+    save = REPO / "checkpoints" / f"{out.name}-{recipe}"
+    env = f"DATA_DIR={shown(out)} SAVE_DIR={shown(save)}"
+    overrides = UNSHARED if separate and not lm and shares_all_embeddings(recipe) else []
+    commands = [" ".join([env, "bash", shown(REPO / "scripts" / "train.sh"), dataset, f"recipe={recipe}", *overrides]),
+                " ".join([f"DATA_DIR={shown(out)}", "bash", shown(REPO / "scripts" / "evaluate.sh"), dataset, shown(save)])]
+    if not lm:
+        interactive = shutil.which("fairseq-interactive") or "fairseq-interactive"
+        commands.append(" ".join([shown(interactive) if os.sep in interactive else interactive, shown(out),
+                                  "--user-dir", shown(REPO / "delight_fairseq"), "--path",
+                                  shown(save / "checkpoint_best.pt"), "--bpe sentencepiece --sentencepiece-model",
+                                  shown(out / (f"spm.{src}.model" if separate else "spm.model")), "--beam 5"]))
+    what = f"{units:,} training {'tokens' if lm else 'pairs'}"
+    return f"{what}: recipe {recipe} (configs/recipe/{recipe}.yaml; README, 'Which model for my data')", commands
 
 
 # ----- reading, checking, splitting ------------------------------------------------------------
@@ -167,7 +193,7 @@ def train_spm(texts: List[List[str]], prefix: Path, vocab_size: int, model_type:
         )
     finally:
         os.unlink(f.name)
-    model = prefix.with_suffix(".model")
+    model = Path(f"{prefix}.model")
     pieces = spm.SentencePieceProcessor(model_file=str(model)).get_piece_size()
     log(f"[sentencepiece] {model_type} model {model.name} trained on {sentences:,} sentences: {pieces:,} pieces "
         f"(asked {vocab_size:,}; a small corpus has fewer) ({time.time() - start:.0f} s)")
@@ -216,31 +242,51 @@ def write(path: Path, lines: List[str]) -> None:
 
 # ----- the pipeline ----------------------------------------------------------------------------------
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The module's description as written, and each option's default where its help does not give it."""
+
+    def _split_lines(self, text, width):  # paths stay whole (no break after the hyphen of data-bin)
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        shown = action.default not in (None, False, argparse.SUPPRESS) and "default" not in (action.help or "")
+        return f"{action.help} (default: %(default)s)" if shown else action.help
+
+
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog="data-prep/custom.sh", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="defaults: vocabulary 8k below 200k training sentences, 16k below 2M, else 32k; "
-                                       "valid and test min(1000, 2%% of the pairs) each when not given")
+    p = argparse.ArgumentParser(
+        prog="data-prep/custom.sh", formatter_class=_HelpFormatter, description=__doc__.split("\n\n")[0],
+        epilog="defaults: vocabulary 8k below 200k training lines (sentence pairs, or lines of text with --lm), "
+               "16k below 2M, else 32k (each model's, with --separate); valid and test min(1000, 2%) of the "
+               "training lines each when not given\n\nexample:\n  bash data-prep/custom.sh --train corpus/train "
+               "--src de --tgt en   # corpus/train.de, corpus/train.en -> data-bin/custom")
     p.add_argument("--train", type=Path, required=True, help="PREFIX (translation: PREFIX.SRC, PREFIX.TGT) or FILE (--lm)")
     p.add_argument("--valid", type=Path, help="PREFIX or FILE (default: split off the training text)")
     p.add_argument("--test", type=Path, help="PREFIX or FILE (default: split off the training text)")
-    p.add_argument("--src", help="source language suffix (translation)")
-    p.add_argument("--tgt", help="target language suffix (translation)")
+    p.add_argument("--src", help="source language suffix (translation; required without --lm)")
+    p.add_argument("--tgt", help="target language suffix (translation; required without --lm)")
     p.add_argument("--lm", action="store_true", help="plain text for a language model")
-    p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "data-bin" / "custom")
+    p.add_argument("--out-dir", type=Path, help="where the binaries go (default: data-bin/custom, "
+                                                "data-bin/custom_lm with --lm)")
     p.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary (default: by corpus size, see below)")
-    p.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram")
-    p.add_argument("--separate", action="store_true", help="one SentencePiece model per language (default: joint)")
-    p.add_argument("--max-len", type=int, default=250, help="pieces per side kept in training pairs (clean-corpus-n)")
-    p.add_argument("--ratio", type=float, default=1.5, help="longest / shortest side of a training pair at most")
-    p.add_argument("--valid-size", type=int, help="pairs (lines) split off for validation")
-    p.add_argument("--test-size", type=int, help="pairs (lines) split off for testing")
+    p.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram", help="SentencePiece's algorithm")
+    p.add_argument("--separate", action="store_true", help="one SentencePiece model and dictionary per language "
+                                                           "(default: joint); the recipes then share no table "
+                                                           "between encoder and decoder")
+    p.add_argument("--max-len", type=int, default=250, help="SentencePiece pieces per side kept in training pairs "
+                                                            "(clean-corpus-n)")
+    p.add_argument("--ratio", type=float, default=1.5, help="longest / shortest side of a training pair at most, "
+                                                            "in pieces")
+    p.add_argument("--valid-size", type=int, help="pairs (lines) split off for validation (default: see below)")
+    p.add_argument("--test-size", type=int, help="pairs (lines) split off for testing (default: see below)")
     p.add_argument("--seed", type=int, default=1, help="the draw of the split-off sets and SentencePiece's")
     p.add_argument("--workers", type=int, default=4, help="processes for encoding and fairseq-preprocess")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out-dir")
     args = p.parse_args(argv)
     if not args.lm and not (args.src and args.tgt):
         p.error("translation needs --src and --tgt (or --lm for a language model)")
+    if args.out_dir is None:
+        args.out_dir = REPO / "data-bin" / ("custom_lm" if args.lm else "custom")
     return args
 
 
@@ -302,8 +348,7 @@ def run(args, log=print) -> Path:
         write(work / "text" / f"test.ref.{args.tgt}", data["test"][1])  # the references, as given
 
     # 3. SentencePiece
-    sentences = sum(len(side) for side in data["train"])
-    vocab = args.vocab_size or default_vocab_size(sentences)
+    vocab = args.vocab_size or default_vocab_size(len(data["train"][0]))
     (work / "spm").mkdir(parents=True, exist_ok=True)
     if args.separate and not args.lm:
         models = {l: train_spm([side], work / "spm" / f"spm.{l}", vocab, args.model_type, args.seed, log)
@@ -352,10 +397,13 @@ def run(args, log=print) -> Path:
         shutil.rmtree(out)
     os.replace(tmp, out)
 
-    # 7. summary and suggestion
+    # 7. summary and what to run next
     units = len(encoded["train"][0]) if not args.lm else sum(len(line.split()) + 1 for line in encoded["train"][0])
     log(f"[custom] binaries, dictionaries and SentencePiece model(s) in {out} ({time.time() - start:.0f} s)")
-    log(f"[custom] suggestion: {suggestion(units, args.lm)}")
+    row, commands = next_commands(out, units, args.lm, args.separate and not args.lm, args.src)
+    log(f"[custom] for {row}; train, evaluate{'' if args.lm else ', translate'}:")
+    for command in commands:
+        print(command, flush=True)
     return out
 
 

@@ -1,34 +1,54 @@
 #!/usr/bin/env bash
-# Evaluate a trained run as the papers did.
-#
-#   bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [--dry-run] [-- FAIRSEQ_OPTION...]
-#
-# Translation (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro): the checkpoint the
-# authors scored -- checkpoint_best.pt for WMT, the average of the last 10 epoch checkpoints
-# for IWSLT'14 (--average N changes it; --average 1 takes checkpoint_best.pt) -- translates
-# the test set with beam 5 and the recipe's length penalty (En-De 0.4, En-Fr 0.9, else 1),
-# and prints detokenised sacreBLEU and tokenised BLEU (compound-split for WMT'14 En-De;
-# for En-Ro the references lose their diacritics as the training targets did).
-# Language model: fairseq-eval-lm on the test set with checkpoint_best.pt: wikitext103 with
-# 512 tokens per sample and a context window of 400 (the authors'); wikitext103_lstm 256 and
-# 192; ptb as AWD-LSTM evaluates, one stream carrying its state through the whole test text
-# (--task bptt_lm, batch 1, segments of 70); wikitext103_txl as
-# fairseq's Transformer-XL example: 64-token segments, memory 640, clamp 400.
-# Your own corpus (custom, data-prep/custom.sh): SentencePiece output detokenised
-# (--post-process sentencepiece), sacreBLEU against the raw references, its signature printed;
-# custom_lm as ptb.
-# The DeFINE Transformer (wmt14_en_de_define) is scored as the DeLighT En-De runs, on its
-# validation set (newstest2014) and its test set (newstest2017), checkpoint_best.pt (no averaging).
-# Binaries from data-bin/DATASET, or the data-bin its config names (DATA_DIR overrides);
-# outputs go to CKPT_DIR.
-# Options after -- go to fairseq-generate / fairseq-eval-lm (they override the above).
-# --dry-run prints the commands (one a line) instead of running them.
+# Evaluate a trained run as the papers did: bash scripts/evaluate.sh --help says how.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$REPO/.venv/bin/python" ] && export PATH="$REPO/.venv/bin:$PATH"
 PY=$(command -v python)
 die() { echo "evaluate.sh: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [-- FAIRSEQ_OPTION...]"
+USAGE="usage: bash scripts/evaluate.sh DATASET CKPT_DIR [--average N] [--dry-run] [-- FAIRSEQ_OPTION...]"
+usage() {
+    cat <<EOF
+$USAGE
+       bash scripts/evaluate.sh -h | --help
+
+Scores a trained run (CKPT_DIR, where scripts/train.sh wrote it) on DATASET's test set as
+the papers did.
+
+Translation (iwslt14_de_en, wmt14_en_de, wmt14_en_fr, wmt16_en_ro, wmt14_en_de_define, custom):
+the checkpoint the authors scored -- checkpoint_best.pt for WMT, the average of the last 10
+epoch checkpoints for IWSLT'14 -- translates the test set with beam 5 and the recipe's
+length penalty (En-De 0.4, En-Fr 0.9, else 1), and prints detokenised sacreBLEU and
+tokenised BLEU (compound-split for WMT'14 En-De; for En-Ro the references lose their
+diacritics as the training targets did). wmt14_en_de_define: its validation set
+(newstest2014) and its test set (newstest2017). custom (data-prep/custom.sh): SentencePiece
+output detokenised, sacreBLEU against the raw references, its signature printed.
+Language models (wikitext103, wikitext103_lstm, wikitext103_txl, ptb, custom_lm):
+fairseq-eval-lm on the test set with checkpoint_best.pt: wikitext103 512 tokens per sample
+and a context window of 400 (the authors'); wikitext103_lstm 256 and 192; ptb and custom_lm
+as AWD-LSTM evaluates, one stream carrying its state through the test text (bptt_lm, batch
+1, segments of 70); wikitext103_txl as fairseq's Transformer-XL example (64-token segments,
+memory 640, clamp 400).
+
+Options:
+  --average N        average the last N epoch checkpoints; 1 takes checkpoint_best.pt
+                     (default: 10 for iwslt14_de_en, else 1; translation only)
+  --dry-run          print the commands, one a line, instead of running them (default: off)
+  -- OPTION...       passed to fairseq-generate / fairseq-eval-lm, after (so over) the above
+
+Environment:
+  DATA_DIR           the binaries (default: data-bin/DATASET, or the data-bin the
+                     dataset's config names)
+
+Outputs (generate-test.txt and its log, eval_lm.log) go to CKPT_DIR.
+
+Example:
+  bash scripts/evaluate.sh wmt14_en_de checkpoints/wmt14_en_de-wmt14_en_de_512
+EOF
+}
+for arg in "$@"; do  # -h anywhere before --
+    case $arg in -h|--help) usage; exit 0 ;; --) break ;; esac
+done
+[ $# -ge 2 ] || die "$USAGE (--help says more)"
 DATASET=$1 CKPT=$2; shift 2
 AVERAGE=1 DRY=""
 [ "$DATASET" = iwslt14_de_en ] && AVERAGE=10
@@ -37,7 +57,7 @@ while [ $# -gt 0 ]; do
         --average) AVERAGE=${2:?--average needs a number}; shift 2 ;;
         --dry-run) DRY=1; shift ;;
         --) shift; break ;;
-        *) die "unknown option $1" ;;
+        *) die "unknown option $1 ($USAGE)" ;;
     esac
 done
 BINARIES=$(sed -n 's/^# data-bin: //p' "$REPO/configs/$DATASET.yaml" 2>/dev/null || true)

@@ -7,11 +7,12 @@ import os
 import random
 import re
 import runpy
+import shutil
 import subprocess
 
 import pytest
 
-from conftest import PLUGIN, REPO, TOY_TRAIN_ARGS, run_cli
+from conftest import PLUGIN, REPO, run_cli
 
 CUSTOM = ["bash", str(REPO / "data-prep" / "custom.sh")]
 SYLLABLES = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "du"]
@@ -33,52 +34,86 @@ def translate(sentence: str) -> str:
     return " ".join(LEXICON[w] for w in sentence.split())
 
 
-def custom(*args):
-    return subprocess.run([*CUSTOM, *map(str, args)], capture_output=True, text=True)
+def custom(*args, cwd=None):
+    return subprocess.run([*CUSTOM, *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
-def _corpus(root, pairs=2500, seed=0):
-    """PREFIX.xx / PREFIX.yy, plus the hostile lines the data-prep must drop: bytes that are
+def write_corpus(prefix, src="xx", tgt="yy", pairs=2500, seed=0):
+    """PREFIX.SRC / PREFIX.TGT, plus the hostile lines the data-prep must drop: bytes that are
     not UTF-8, empty sides, one over-long pair (cleaned after SentencePiece)."""
     g = random.Random(seed)
-    src, tgt = [], []
+    lines = {src: [], tgt: []}
     for _ in range(pairs):
         s = " ".join(g.choice(SOURCE) for _ in range(g.randint(3, 8)))
-        src.append(s.encode())
-        tgt.append(translate(s).encode())
-    src[10], tgt[11] = b"caf\xe9 latin-1", b""  # not UTF-8; an empty target
+        lines[src].append(s.encode())
+        lines[tgt].append(translate(s).encode())
+    lines[src][10], lines[tgt][11] = b"caf\xe9 latin-1", b""  # not UTF-8; an empty target
     long = " ".join(SOURCE * 12)
-    src[12], tgt[12] = long.encode(), translate(long).encode()  # 360 words: over --max-len after encoding
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "train.xx").write_bytes(b"\n".join(src) + b"\n")
-    (root / "train.yy").write_bytes(b"\n".join(tgt) + b"\n")
-    return root / "train"
+    lines[src][12], lines[tgt][12] = long.encode(), translate(long).encode()  # 360 words: over --max-len after encoding
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for lang, side in lines.items():
+        prefix.with_name(f"{prefix.name}.{lang}").write_bytes(b"\n".join(side) + b"\n")
+    return prefix
+
+
+def write_text(path, lines=800, seed=0):
+    """Plain text in the source language, a sentence a line, for a language model."""
+    g = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(" ".join(g.choice(SOURCE) for _ in range(g.randint(3, 12))) + "\n" for _ in range(lines)))
+    return path
+
+
+# recipe=tiny through scripts/train.sh as custom.sh prints it, with the model shrunk and the
+# schedule shortened so that 400 updates on the CPU learn the word-for-word translation
+SHRUNK_TINY = ["++model.encoder_embed_dim=64", "++model.decoder_embed_dim=64", "++model.embed_map_dim=32",
+               "++model.encoder_blocks=2", "++model.decoder_blocks=2", "++model.encoder_min_depth=2",
+               "++model.encoder_max_depth=3", "++model.decoder_min_depth=2", "++model.decoder_max_depth=3",
+               *(f"model.{k}=0" for k in ("dropout", "ffn_dropout", "attention_dropout", "dextra_dropout",
+                                         "embed_dropout", "pos_dropout")),
+               "optimization.lr=[0.003]", "lr_scheduler.warmup_updates=50", "optimization.max_update=400",
+               "dataset.max_tokens=2000", "common.cpu=true", "dataset.num_workers=0", "checkpoint.no_epoch_checkpoints=true"]
 
 
 @pytest.fixture(scope="module")
 def custom_mt(tmp_path_factory):
-    """The corpus prepared by custom.sh (valid and test split off) and a small DeLighT trained on it."""
+    """The corpus prepared by custom.sh (valid and test split off) and the recipe it printed,
+    trained (shrunk) through scripts/train.sh."""
     root = tmp_path_factory.mktemp("custom")
-    prefix = _corpus(root / "raw")
+    prefix = write_corpus(root / "raw" / "train")
     proc = custom("--train", prefix, "--src", "xx", "--tgt", "yy", "--out-dir", root / "bin", "--workers", 2,
-                  "--vocab-size", 200, "--valid-size", 100, "--test-size", 100)
+                  "--vocab-size", 200, "--valid-size", 100, "--test-size", 100, cwd=tmp_path_factory.mktemp("elsewhere"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_cli("train", root / "bin", *TOY_TRAIN_ARGS, "--max-update", 400, "--save-dir", root / "ckpt")
-    return root, proc.stderr
+    train = proc.stdout.splitlines()[0]
+    assert train.endswith("/scripts/train.sh custom recipe=tiny"), train
+    env = dict(os.environ, DATA_DIR=str(root / "bin"), SAVE_DIR=str(root / "ckpt"))
+    run = subprocess.run(["bash", str(REPO / "scripts" / "train.sh"), "custom", "recipe=tiny", *SHRUNK_TINY],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return root, proc
 
 
-def test_custom_sh_reports_what_it_dropped_and_suggests_a_model(custom_mt):
-    root, log = custom_mt
+def test_custom_sh_reports_what_it_dropped_and_prints_the_commands(custom_mt):
+    root, proc = custom_mt
+    log = proc.stderr
     assert "[read train] done: 2,500 lines in, 2,498 kept" in log and "1 not UTF-8 dropped, 1 empty dropped" in log
     assert re.search(r"\[clean train\] 2,298 pairs in, 2,297 kept .*, 1 dropped", log)  # the over-long pair
     assert "[split] valid 100, test 100 lines drawn off the training text (seed 1)" in log
-    assert "suggestion: for 2,297 training pairs, start from --arch delight_transformer_wmt14_en_de_128" in log
+    assert "[custom] for 2,297 training pairs: recipe tiny (configs/recipe/tiny.yaml;" in log
+    bin_, save = root / "bin", REPO / "checkpoints" / "bin-tiny"
+    interactive = REPO / ".venv" / "bin" / "fairseq-interactive"
+    interactive = interactive if interactive.exists() else shutil.which("fairseq-interactive")
+    assert proc.stdout.splitlines() == [  # run from outside the repository: absolute paths
+        f"DATA_DIR={bin_} SAVE_DIR={save} bash {REPO}/scripts/train.sh custom recipe=tiny",
+        f"DATA_DIR={bin_} bash {REPO}/scripts/evaluate.sh custom {save}",
+        f"{interactive} {bin_} --user-dir {REPO}/delight_fairseq --path {save}/checkpoint_best.pt "
+        f"--bpe sentencepiece --sentencepiece-model {bin_}/spm.model --beam 5",
+    ]
     assert {p.name for p in (root / "bin").iterdir()} >= {"spm.model", "dict.xx.txt", "dict.yy.txt",
                                                           "train.xx-yy.xx.bin", "test.xx-yy.yy.idx"}
     refs = (root / "bin.work" / "text" / "test.ref.yy").read_text().splitlines()
     assert len(refs) == 100 and all(r == translate(s) for s, r in zip(
         (root / "bin.work" / "text" / "test.xx").read_text().splitlines(), refs))
-
 
 
 def test_the_split_is_fixed_by_the_seed():
@@ -124,7 +159,8 @@ def test_custom_sh_for_a_language_model(lm_data, tmp_path):
     proc = custom("--lm", "--train", spelled["train"], "--valid", spelled["valid"], "--test", spelled["test"],
                   "--out-dir", tmp_path / "bin", "--vocab-size", 1000, "--workers", 1)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "suggestion: for " in proc.stderr and "--arch define_lstm_lm_ptb" in proc.stderr
+    assert re.search(r"\[custom\] for [\d,]+ training tokens: recipe lm_small ", proc.stderr)
+    assert proc.stdout.splitlines()[0].endswith("scripts/train.sh custom_lm recipe=lm_small")
     run_cli("train", tmp_path / "bin", "--task", "language_modeling", "--user-dir", PLUGIN, "--cpu", "--arch",
             "define_lm_small", "--tokens-per-sample", 64, "--sample-break-mode", "none", "--optimizer", "adam",
             "--lr", 3e-3, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 50, "--max-tokens", 2048,
@@ -159,5 +195,34 @@ def test_bad_input_is_one_line_and_nothing_is_written(case, says, tmp_path):
 
 def test_custom_sh_help_states_the_defaults():
     proc = custom("--help")
-    assert proc.returncode == 0 and "vocabulary 8k below 200k training sentences" in proc.stdout
-    assert "--model-type {unigram,bpe}" in proc.stdout and "--separate" in proc.stdout and "--workers" in proc.stdout
+    assert proc.returncode == 0 and "vocabulary 8k below 200k training lines (sentence pairs" in proc.stdout
+    assert "min(1000, 2%) of the training lines" in proc.stdout  # not argparse's escaped 2%%
+    for option, default in [("--model-type {unigram,bpe}", "unigram"), ("--max-len MAX_LEN", "250"),
+                            ("--ratio RATIO", "1.5"), ("--seed SEED", "1"), ("--workers WORKERS", "4"),
+                            ("--out-dir OUT_DIR", "data-bin/custom, data-bin/custom_lm with --lm")]:
+        help_text = " ".join(proc.stdout.split("options:", 1)[1].split(option, 1)[1].split("\n  -")[0].split())
+        assert f"(default: {default}" in help_text, (option, help_text)
+
+
+def test_the_default_vocabulary_counts_sentence_pairs(tmp_path):
+    """110k pairs (220k sentences on the two sides) ask for the 8k of "below 200k training lines"."""
+    namespace = runpy.run_path(str(REPO / "data-prep" / "custom.py"), run_name="custom")
+    asked = []
+
+    class Asked(Exception):
+        pass
+
+    def train_spm(texts, prefix, vocab_size, *rest):
+        asked.append((len(texts), len(texts[0]), vocab_size))
+        raise Asked
+
+    namespace["run"].__globals__["train_spm"] = train_spm  # (run_path hands back a copy of the globals)
+    for lang in ("xx", "yy"):
+        (tmp_path / f"train.{lang}").write_text("".join(f"w{i} {lang}\n" for i in range(112_000)))
+    args = namespace["parse"](["--train", str(tmp_path / "train"), "--src", "xx", "--tgt", "yy",
+                               "--out-dir", str(tmp_path / "bin"), "--workers", "1"])
+    with pytest.raises(Asked):
+        namespace["run"](args, log=lambda line: None)
+    assert asked == [(2, 110_000, 8000)]  # 2,000 pairs split off for valid and test
+    assert [namespace["default_vocab_size"](n) for n in (199_999, 200_000, 1_999_999, 2_000_000)] == \
+        [8000, 16000, 16000, 32000]

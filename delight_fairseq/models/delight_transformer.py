@@ -29,7 +29,8 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
         if cfg.share_all_embeddings and src_dict != tgt_dict:
             raise ConfigError(
                 "--share-all-embeddings needs one joined dictionary for source and target: "
-                "preprocess with `fairseq-preprocess --joined-dictionary`, or drop the flag"
+                "preprocess with `fairseq-preprocess --joined-dictionary`, or drop the flag (under Hydra: "
+                "model.share_all_embeddings=false model.share_decoder_input_output_embed=true)"
             )
         enc_table = lookup_table(src_dict, cfg.embed_map_dim)
         dec_table = enc_table if cfg.share_all_embeddings else lookup_table(tgt_dict, cfg.embed_map_dim)
