@@ -18,16 +18,13 @@ The shapes are the DExTra blocks of the presets (d_m, depth N, width w_m, g_max)
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.modules import DExTra, GroupLinear, default_max_groups  # noqa: E402
+from delight_fairseq.modules import DExTra, GroupLinear, default_max_groups
 
 # (name, d_m, depth, width_mult): blocks of the presets (WMT'14 d_m 256/512/640, IWSLT d_m 384)
 SHAPES = [

@@ -13,19 +13,17 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(arch: str, vocab: int, device: str, cached: bool = False):
     import delight_fairseq.models  # noqa: F401  (registers the presets)
     from delight_fairseq.models.builders import cache_word_embeddings
     from delight_fairseq.models.define_lstm_lm import DefineLSTMLanguageModel
-    from delight_fairseq.stats import dictionary_of_size, preset_config
+    from delight_fairseq.models.factory import dictionary_of_size, preset_config
 
     cfg = preset_config(arch, {})
     cfg.max_target_positions = None

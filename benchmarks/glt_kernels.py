@@ -7,18 +7,15 @@ the GLT shapes of a preset's DExTra layers, float32. Prints each kernel's time r
         [--device cpu|cuda] [--repeat 20]
 """
 import argparse
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.modules import GroupLinear  # noqa: E402
-from delight_fairseq.stats import build_from_arch  # noqa: E402
+from delight_fairseq.modules import GroupLinear
+from delight_fairseq.models.factory import build_from_arch
 
 # Equivalent ways to compute the grouped matmul of a group linear transform.
 # Legend: ``R`` rows (tokens), ``N``/``M`` in/out features, ``G`` groups. Each takes

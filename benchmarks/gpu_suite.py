@@ -21,13 +21,11 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-import dextra as dextra_bench  # noqa: E402
-import glt_kernels  # noqa: E402
-import inference  # noqa: E402
-import train_step  # noqa: E402
+import dextra as dextra_bench
+import glt_kernels
+import inference
+import train_step
 
 # the translation recipes (README, "Reproducing the papers"): preset, tokens to train on, the authors' GPUs
 RECIPES = {

@@ -12,15 +12,12 @@ same number of steps for the same beams.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_step import build_delight, build_transformer, n_params, pairing  # noqa: E402
+from train_step import build_delight, build_transformer, n_params, pairing
 
 
 def sentences_per_second(model, batch, src_len, tgt_len, beam, device, steps):

@@ -23,15 +23,13 @@ import statistics
 import subprocess
 import sys
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_step  # noqa: E402
+import train_step
 
 VARIANTS = ("transformer", "delight", "no recipes", "no recipes, no lean GLT")
 

@@ -25,14 +25,11 @@ import multiprocessing as mp
 import os
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
@@ -49,7 +46,7 @@ def build_transformer(vocab: int, dim: int = None, arch: str = "transformer"):
         args.encoder_attention_heads = args.decoder_attention_heads = 4
     ARCH_CONFIG_REGISTRY[arch](args)
     args.dropout = args.attention_dropout = args.activation_dropout = 0.0  # NO_DROPOUT, as DeLighT's
-    from delight_fairseq.stats import dictionary_of_size
+    from delight_fairseq.models.factory import dictionary_of_size
 
     d = dictionary_of_size(vocab)
     return TransformerModel.build_model(args, SimpleNamespace(source_dictionary=d, target_dictionary=d))
@@ -67,7 +64,7 @@ NO_DROPOUT = dict(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, de
 
 def build_delight(arch: str, vocab: int, **overrides):
     import delight_fairseq.models  # noqa: F401  (registers the models)
-    from delight_fairseq.stats import build_from_arch
+    from delight_fairseq.models.factory import build_from_arch
 
     return build_from_arch(arch, vocab, overrides={**NO_DROPOUT, **overrides})
 

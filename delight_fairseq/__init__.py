@@ -1,43 +1,40 @@
 """DeLighT (Mehta et al., ICLR 2021) and DeFINE (Mehta et al., ICLR 2020) for fairseq.
 
-- ``delight_fairseq.modules``: the building blocks, plain ``torch.nn`` (no fairseq);
-- the fairseq plugin, ``delight_fairseq.models``: registers ``delight_transformer``,
-  ``define_lm``, ``define_lstm_lm``, ``define_transformer``, ``define_transformer_xl`` and
-  ``--lr-scheduler linear``, and applies the fixes of ``_compat``. Importing this package
-  loads it as soon as fairseq is loaded, in either order: at once when fairseq is already
-  imported (``--user-dir delight_fairseq``), else right after ``import fairseq``
-  (``_autoload``). ``import delight_fairseq.models`` and the hub classes in ``MODELS``
-  (``delight_fairseq.DeLighTTransformerModel``, ...) load it too.
+The package, as the papers are built (docs/code-map.md draws it):
 
-Importing the building blocks alone imports no fairseq and changes nothing outside.
+- ``modules/``: the building blocks, plain ``torch.nn`` (their source imports no fairseq);
+- ``models/``: the fairseq models ``delight_transformer``, ``define_lm``, ``define_lstm_lm``,
+  ``define_transformer``, ``define_transformer_xl`` and their presets;
+- ``training/``: ``--lr-scheduler linear`` and AWD-LSTM's training (``bptt_lm``, NT-ASGD,
+  AR/TAR);
+- ``checkpoints/``: safe loading, atomic writes, the converter of the authors' fork, fit checks;
+- ``analysis/``: parameters and MACs, correlation maps, ablation sweeps, plots;
+- ``compat.py``: what loading the plugin changes in fairseq, one table (``PATCHES``).
+
+``import delight_fairseq`` imports fairseq and registers the plugin (as ``--user-dir
+delight_fairseq`` does), so every fairseq API sees its models.
 """
-import sys
-
-from .errors import ConfigError
+from .modules.errors import ConfigError
 
 __version__ = "0.1.0"
-# the models' hub classes (``from_pretrained``), each imported (and the plugin registered) on first use
+
+from . import compat  # noqa: E402
+
+compat.apply()
+
+from . import models, training  # noqa: E402,F401  (register the models, presets, schedulers, task, criterion)
+from .models.define_lm import DefineLanguageModel  # noqa: E402
+from .models.define_lstm_lm import DefineLSTMLanguageModel  # noqa: E402
+from .models.define_transformer import DefineTransformerModel  # noqa: E402
+from .models.define_transformer_xl import DefineTransformerXLLanguageModel  # noqa: E402
+from .models.delight_transformer import DeLighTTransformerModel  # noqa: E402
+
+# the models' hub classes (``from_pretrained``)
 MODELS = {
-    "DeLighTTransformerModel": "delight_transformer",
-    "DefineLanguageModel": "define_lm",
-    "DefineLSTMLanguageModel": "define_lstm_lm",
-    "DefineTransformerModel": "define_transformer",
-    "DefineTransformerXLLanguageModel": "define_transformer_xl",
+    "DeLighTTransformerModel": DeLighTTransformerModel,
+    "DefineLanguageModel": DefineLanguageModel,
+    "DefineLSTMLanguageModel": DefineLSTMLanguageModel,
+    "DefineTransformerModel": DefineTransformerModel,
+    "DefineTransformerXLLanguageModel": DefineTransformerXLLanguageModel,
 }
 __all__ = ["ConfigError", *MODELS]
-
-
-def __getattr__(name):
-    if name in MODELS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.models.{MODELS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if "fairseq" in sys.modules:  # loaded by fairseq (--user-dir) or next to it: register the plugin now
-    from . import models  # noqa: E402,F401
-else:  # register it when fairseq is imported (``_autoload``), so that every fairseq API sees it
-    from . import _autoload  # noqa: E402
-
-    _autoload.watch()

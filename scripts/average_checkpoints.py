@@ -7,15 +7,13 @@ checkpointEPOCH.pt files.
 """
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from delight_fairseq import ConfigError  # noqa: E402
-from delight_fairseq.atomic import written_whole  # noqa: E402
-from delight_fairseq.safe_load import load_checkpoint  # noqa: E402
+from delight_fairseq import ConfigError
+from delight_fairseq.checkpoints.atomic import written_whole
+from delight_fairseq.checkpoints.safe_load import load_checkpoint
 
 BY_UPDATES = re.compile(r"checkpoint_\d+_(\d+)\.pt$")
 BY_EPOCH = re.compile(r"checkpoint(\d+)\.pt$")

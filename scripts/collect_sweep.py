@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq import ConfigError  # noqa: E402
-from delight_fairseq.plotting import pyplot  # noqa: E402
-from delight_fairseq.stats import build_from_checkpoint, count_params  # noqa: E402
-from delight_fairseq.sweep import Job, best_valid_ppl, format_table, job_dirs, parse_overrides, swept  # noqa: E402
+from delight_fairseq import ConfigError
+from delight_fairseq.analysis.plotting import pyplot
+from delight_fairseq.models.factory import build_from_checkpoint
+from delight_fairseq.analysis.stats import count_params
+from delight_fairseq.analysis.sweep import Job, best_valid_ppl, format_table, job_dirs, parse_overrides, swept
 
 PLUGIN = Path(__file__).resolve().parents[1] / "delight_fairseq"
 

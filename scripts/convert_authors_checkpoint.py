@@ -4,10 +4,10 @@ that fairseq-generate / fairseq-eval-lm --user-dir delight_fairseq load:
 
     python scripts/convert_authors_checkpoint.py FORK_CHECKPOINT OUT_CHECKPOINT
 
-(also installed as ``delight-convert-checkpoint``; see ``delight_fairseq/convert.py``)."""
+(also installed as ``delight-convert-checkpoint``; see ``delight_fairseq/checkpoints/convert.py``)."""
 import sys
 
-from delight_fairseq.convert import main
+from delight_fairseq.checkpoints.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Correlation maps of a trained model's word embeddings, as DeFINE's Fig. 15 draws them
-(``delight_fairseq/analysis.py``): one map of the embedding's output, and for a DeFINE
+(``delight_fairseq/analysis/correlation.py``): one map of the embedding's output, and for a DeFINE
 embedding one per layer of its hierarchical group transform and one of its lookup. Prints
 each map's distance to the identity so that figures can be compared in numbers.
 
@@ -10,12 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq import ConfigError  # noqa: E402
-from delight_fairseq.analysis import embedding_maps, summary, word_embedding  # noqa: E402
-from delight_fairseq.plotting import pyplot  # noqa: E402
-from delight_fairseq.stats import build_from_checkpoint  # noqa: E402
+from delight_fairseq import ConfigError
+from delight_fairseq.analysis.correlation import embedding_maps, summary, word_embedding
+from delight_fairseq.analysis.plotting import pyplot
+from delight_fairseq.models.factory import build_from_checkpoint
 
 
 def draw(maps, out: Path, title: str):

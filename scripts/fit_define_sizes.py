@@ -9,12 +9,10 @@ The presets take the nearest (``define_lstm_lm_wiki103_r3..r5``, ``define_transf
     python scripts/fit_define_sizes.py
 """
 import sys
-from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.modules.define_embedding import HierarchicalGroupTransform  # noqa: E402
+from delight_fairseq.modules.define_embedding import HierarchicalGroupTransform
 
 
 class Row(NamedTuple):

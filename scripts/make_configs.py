@@ -11,13 +11,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from delight_fairseq.models.define_lm import LM_PRESETS  # noqa: E402
-from delight_fairseq.models.define_lstm_lm import LSTM_PRESETS  # noqa: E402
-from delight_fairseq.models.define_transformer import DEFINE_TRANSFORMER_PRESETS  # noqa: E402
-from delight_fairseq.models.define_transformer_xl import TRANSFORMER_XL_PRESETS  # noqa: E402
-from delight_fairseq.models.delight_transformer import PRESETS  # noqa: E402
+from delight_fairseq.models.define_lm import LM_PRESETS
+from delight_fairseq.models.define_lstm_lm import LSTM_PRESETS
+from delight_fairseq.models.define_transformer import DEFINE_TRANSFORMER_PRESETS
+from delight_fairseq.models.define_transformer_xl import TRANSFORMER_XL_PRESETS
+from delight_fairseq.models.delight_transformer import PRESETS
 
 
 def translation_lr(arch: str, d_m: int) -> float:

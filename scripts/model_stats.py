@@ -1,18 +1,17 @@
 #!/usr/bin/env python
 """Parameters and MACs of a delight_transformer preset or checkpoint (the authors' counting,
-``delight_fairseq/stats.py``).
+``delight_fairseq/analysis/stats.py``).
 
     python scripts/model_stats.py --arch delight_transformer_wmt14_en_de_512 [--src-len 20 --tgt-len 20]
     python scripts/model_stats.py --checkpoint checkpoints/x/checkpoint_best.pt
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq import ConfigError  # noqa: E402
-from delight_fairseq.stats import build_from_arch, build_from_checkpoint, format_table, translation_stats  # noqa: E402
+from delight_fairseq import ConfigError
+from delight_fairseq.models.factory import build_from_arch, build_from_checkpoint
+from delight_fairseq.analysis.stats import format_table, translation_stats
 
 
 def parse_value(value: str):

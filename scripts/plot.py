@@ -9,12 +9,10 @@ LOG is fairseq's log (``hydra_train.log``, or what fairseq-train printed with
 """
 import argparse
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delight_fairseq.plotting import pyplot  # noqa: E402
+from delight_fairseq.analysis.plotting import pyplot
 
 plt = pyplot()
 
@@ -55,7 +53,7 @@ def block_layout(arch: str):
     from delight_fairseq.models.define_lm import lm_block_configs
     from delight_fairseq.models.delight_config import DeLighTTransformerConfig, block_configs
     from delight_fairseq.modules import dextra_schedule
-    from delight_fairseq.stats import preset_config
+    from delight_fairseq.models.factory import preset_config
 
     cfg = preset_config(arch)
     if isinstance(cfg, DeLighTTransformerConfig):

@@ -21,7 +21,7 @@ from filelock import FileLock  # noqa: E402
 import delight_fairseq.models  # noqa: E402,F401  (the plugin: registers the models, applies its fixes)
 from delight_fairseq.models.delight_config import DeLighTTransformerConfig  # noqa: E402
 from delight_fairseq.models.delight_transformer import DeLighTTransformerModel  # noqa: E402
-from delight_fairseq.stats import dictionary_of_size  # noqa: E402
+from delight_fairseq.models.factory import dictionary_of_size  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
@@ -140,7 +140,7 @@ def lm_cfg(arch: str = None, **overrides):
     """A ``DefineLMConfig`` as fairseq builds it (``stats.preset_config``: the ``--arch``
     function applied to the given options, then dataclass defaults), with the task-level
     values a language-modeling task fills in."""
-    from delight_fairseq.stats import preset_config
+    from delight_fairseq.models.factory import preset_config
 
     cfg = preset_config(arch or "define_lm", overrides)
     cfg.tokens_per_sample, cfg.max_target_positions, cfg.tpu = 64, None, False

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import REPO, build_lm, lm_cfg
-from delight_fairseq.analysis import correlation_map, distance_to_identity, embedding_maps
+from delight_fairseq.analysis.correlation import correlation_map, distance_to_identity, embedding_maps
 
 
 def test_an_orthogonal_embedding_gives_the_identity_and_a_low_rank_one_does_not():

@@ -15,9 +15,9 @@ from fairseq import checkpoint_utils
 from fairseq.data import Dictionary
 
 from conftest import PLUGIN, REPO, run_cli
-from delight_fairseq.convert import build_model, convert_checkpoint, fairseq_cfg, our_name
+from delight_fairseq.checkpoints.convert import build_model, convert_checkpoint, fairseq_cfg, our_name
 from delight_fairseq.models.delight_config import ConfigError
-from delight_fairseq.safe_load import load_fork_checkpoint
+from delight_fairseq.checkpoints.safe_load import load_fork_checkpoint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "authors"
 CONVERT = [sys.executable, str(REPO / "scripts" / "convert_authors_checkpoint.py")]

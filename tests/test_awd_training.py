@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import PLUGIN, REPO, make_dictionary, run_cli
-from delight_fairseq.errors import ConfigError
-from delight_fairseq.stats import preset_config
+from delight_fairseq.modules.errors import ConfigError
+from delight_fairseq.models.factory import preset_config
 from delight_fairseq.training.awd_criterion import AWDCrossEntropyCriterion
 from delight_fairseq.training.bptt_lm import BPTTLanguageModelingTask, StreamDataset, segment_bounds
 from delight_fairseq.training.nt_asgd import FairseqNTASGD, NTASGD, NTASGDSchedule

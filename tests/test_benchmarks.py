@@ -88,7 +88,7 @@ def test_train_step_compares_both_models_without_dropout():
     for model in (delight, transformer):
         probabilities = _dropouts(model)
         assert len(probabilities) > 5 and all(p == 0.0 for _, p in probabilities), probabilities
-    from delight_fairseq.stats import build_from_arch
+    from delight_fairseq.models.factory import build_from_arch
 
     as_published = _dropouts(build_from_arch(arch, vocab, overrides=overrides))
     assert any(p > 0 for _, p in as_published)  # what the override turns off is there to turn off

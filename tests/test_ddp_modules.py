@@ -71,7 +71,7 @@ def _other_model(kind):
     from fairseq import options
     from fairseq.models import ARCH_MODEL_REGISTRY
 
-    from delight_fairseq.stats import preset_config
+    from delight_fairseq.models.factory import preset_config
 
     d = make_dictionary(200)
     task = SimpleNamespace(source_dictionary=d, target_dictionary=d)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import make_dictionary, num_params
-from delight_fairseq.errors import ConfigError
+from delight_fairseq.modules.errors import ConfigError
 from delight_fairseq.modules.awd import LockedDropout, WeightDropLSTM, locked_dropout, word_dropout
-from delight_fairseq.stats import dictionary_of_size, preset_config
+from delight_fairseq.models.factory import dictionary_of_size, preset_config
 
 
 def build(arch="define_lstm_lm_small", dictionary=None, seed=0, **overrides):

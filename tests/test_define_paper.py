@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from delight_fairseq.stats import dictionary_of_size, preset_config
+from delight_fairseq.models.factory import dictionary_of_size, preset_config
 
 WIKITEXT103_WORDS = 267_735  # the paper's vocabulary (fairseq's dictionary pads it to 267,744)
 PTB_WORDS = 10_000

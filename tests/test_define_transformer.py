@@ -10,9 +10,9 @@ import torch
 from fairseq import options
 
 from conftest import PLUGIN, REPO, num_params, run_cli
-from delight_fairseq.errors import ConfigError
+from delight_fairseq.modules.errors import ConfigError
 from delight_fairseq.models.delight_transformer import WMT14_EN_DE_VOCAB
-from delight_fairseq.stats import dictionary_of_size
+from delight_fairseq.models.factory import dictionary_of_size
 
 
 

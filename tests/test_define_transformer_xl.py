@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import PLUGIN, run_cli, seen_and_unseen
-from delight_fairseq.errors import ConfigError
-from delight_fairseq.stats import dictionary_of_size, preset_config
+from delight_fairseq.modules.errors import ConfigError
+from delight_fairseq.models.factory import dictionary_of_size, preset_config
 
 def build(arch="define_transformer_xl_small", vocab=200, seed=0, **overrides):
     from delight_fairseq.models.define_transformer_xl import DefineTransformerXLLanguageModel
@@ -57,7 +57,7 @@ def test_trains_and_evaluates_through_fairseq(lm_data, trained_models):
                   "--tokens-per-sample", 16, "--model-overrides", '{"mem_len":64,"clamp_len":48,"same_length":True}')
     ppl = float(re.search(r"Perplexity: ([\d.]+)", out.stderr).group(1))
     assert ppl < 154 / 10, f"test perplexity {ppl} (unigram ~154)"
-    # from Python (fairseq's hub interface; the task's from_checkpoint fix in _compat)
+    # from Python (fairseq's hub interface; the task's from_checkpoint fix in compat)
     from delight_fairseq import DefineTransformerXLLanguageModel
 
     lm = DefineTransformerXLLanguageModel.from_pretrained(str(save), "checkpoint_last.pt", str(lm_data / "bin"))

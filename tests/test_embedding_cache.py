@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import PLUGIN, build_model, make_dictionary, run_cli, tiny_cfg
-from delight_fairseq.errors import ConfigError
+from delight_fairseq.modules.errors import ConfigError
 from delight_fairseq.models.builders import cache_word_embeddings
 from delight_fairseq.modules.delight_embedding import MappedEmbedding
-from delight_fairseq.stats import preset_config
+from delight_fairseq.models.factory import preset_config
 
 
 def _lm(arch, **overrides):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import build_model, make_dictionary, tiny_cfg
-from delight_fairseq.stats import preset_config
+from delight_fairseq.models.factory import preset_config
 
 
 def _lm(**overrides):

@@ -14,7 +14,7 @@ CORE = ["delight_fairseq/modules/group_linear.py", "delight_fairseq/modules/dext
         "delight_fairseq/modules/block_scaling.py", "delight_fairseq/modules/define_embedding.py",
         "delight_fairseq/models/adaptive_input.py", "delight_fairseq/training/nt_asgd.py",
         "delight_fairseq/training/awd_criterion.py", "delight_fairseq/training/bptt_lm.py",
-        "delight_fairseq/convert.py", "delight_fairseq/lr_scheduler.py", "delight_fairseq/safe_load.py",
+        "delight_fairseq/checkpoints/convert.py", "delight_fairseq/training/lr_scheduler.py", "delight_fairseq/checkpoints/safe_load.py",
         "data-prep/custom.py"]
 
 

@@ -19,7 +19,7 @@ import torch
 from fairseq.data import indexed_dataset
 
 from conftest import make_dictionary
-from delight_fairseq.stats import preset_config
+from delight_fairseq.models.factory import preset_config
 from delight_fairseq.training.awd_criterion import AWDCrossEntropyCriterion
 from delight_fairseq.training.bptt_lm import BPTTLanguageModelingTask
 from delight_fairseq.training.nt_asgd import FairseqNTASGD, NTASGDSchedule

@@ -1,11 +1,14 @@
-"""The library under the plugin: the building blocks import no fairseq and change nothing
-outside; the plugin registers itself when fairseq loads it."""
+"""The library under the plugin: the building blocks' source imports nothing but torch (and
+the standard library); importing the package imports fairseq and registers the plugin, with
+no import hook, its changes to fairseq one table applied by one helper."""
+import ast
 import subprocess
 import sys
 
 from conftest import REPO
 
 FRESH = [sys.executable, "-c"]
+BLOCKS = REPO / "delight_fairseq" / "modules"
 
 
 def run(code: str) -> str:
@@ -14,18 +17,61 @@ def run(code: str) -> str:
     return proc.stdout.strip()
 
 
-def test_the_building_blocks_import_no_fairseq_and_patch_nothing():
+def imported_roots(path) -> set:
+    """The top-level packages a source file imports (relative imports as '.')."""
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots.add("." if node.level else node.module.split(".")[0])
+    return roots
+
+
+def test_the_building_blocks_source_imports_only_torch():
+    """Read, not run: every file of modules/ imports torch, the standard library and its own
+    folder; no fairseq, hydra, omegaconf or numpy."""
+    allowed = {".", "torch", "numpy", "math", "typing", "dataclasses", "contextlib", "functools", "sys", "itertools",
+               "collections", "weakref", "threading"}
+    for path in sorted(BLOCKS.glob("*.py")):
+        assert imported_roots(path) <= allowed, (path.name, imported_roots(path) - allowed)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, (path.name, "imports from outside modules/")
+
+
+def test_importing_the_building_blocks_installs_no_import_hook():
+    out = run("import sys\nbefore = list(sys.meta_path)\nimport delight_fairseq.modules\n"
+              "print(sys.meta_path == before)")
+    assert out == "True"
+
+
+def test_every_change_to_fairseq_is_a_row_of_one_table_applied_once_and_marked():
+    """compat.PATCHES: each row wraps what it names (marked), a second apply() changes nothing,
+    and nothing else in the package assigns into fairseq, numpy or sys."""
     out = run(
-        "import argparse, sys, numpy, torch\n"
-        "hook = sys.excepthook\n"
-        "import delight_fairseq.modules\n"
-        "from delight_fairseq.modules import DExTra, GroupLinear, DeLighTLayer\n"
-        "fairseq = sorted(m for m in sys.modules if m.split('.')[0] == 'fairseq')\n"
-        "print(fairseq, sys.excepthook is hook, hasattr(numpy, 'compat'),\n"
-        "      argparse.Namespace in torch.serialization.get_safe_globals())\n"
-        "DExTra(32, 16, 16, 4, 2.0, 4)(torch.randn(3, 32))\n"
+        "import importlib, sys, delight_fairseq\n"
+        "from delight_fairseq import compat\n"
+        "values = [getattr(p.owner(), p.name) for p in compat.PATCHES]\n"
+        "compat.apply()\n"
+        "again = [getattr(p.owner(), p.name) for p in compat.PATCHES]\n"
+        "print(len(compat.PATCHES), all(getattr(v, '_delight_fairseq', False) for v in values),\n"
+        "      all(a is b for a, b in zip(values, again)), all(p.why and p.remove_when for p in compat.PATCHES))\n"
     )
-    assert out == "[] True False False"
+    assert out == "9 True True True"
+    for path in (REPO / "delight_fairseq").rglob("*.py"):
+        if path.name == "compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute):
+                        root = target
+                        while isinstance(root, ast.Attribute):
+                            root = root.value
+                        assert not (isinstance(root, ast.Name) and root.id in {"fairseq", "np", "numpy", "sys"}), \
+                            (path, ast.unparse(target))
 
 
 def test_fairseq_loads_the_plugin_and_its_fixes_with_the_package():
@@ -40,7 +86,7 @@ def test_fairseq_loads_the_plugin_and_its_fixes_with_the_package():
     assert out == "True True True True"
 
 
-def test_the_hub_classes_load_the_plugin_on_first_use():
+def test_the_hub_classes_come_with_the_package():
     out = run(
         "import delight_fairseq\n"
         "from delight_fairseq import DeLighTTransformerModel, DefineLanguageModel, ConfigError\n"
@@ -75,8 +121,7 @@ def test_task_build_model_takes_an_argparse_namespace(toy_bin, lm_data):
 
 def test_one_import_in_any_order_lets_fairseq_load_a_trained_checkpoint(toy_checkpoint, toy_bin):
     """``import delight_fairseq`` before or after fairseq: fairseq's own checkpoint loader
-    finds the plugin's models (before, the package registered nothing: KeyError '_name');
-    the building blocks alone still import no fairseq."""
+    finds the plugin's models."""
     load = ("from fairseq import checkpoint_utils\n"
             f"models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([{str(toy_checkpoint / 'checkpoint_best.pt')!r}],"
             f" arg_overrides={{'data': {str(toy_bin)!r}}})\n"
@@ -85,5 +130,3 @@ def test_one_import_in_any_order_lets_fairseq_load_a_trained_checkpoint(toy_chec
     assert run("import delight_fairseq\n" + load).splitlines()[-1] == expected
     assert run(load.replace("from fairseq import checkpoint_utils\n",
                             "from fairseq import checkpoint_utils\nimport delight_fairseq\n")).splitlines()[-1] == expected
-    assert run("import sys, delight_fairseq, delight_fairseq.modules\n"
-               "print([m for m in sys.modules if m.split('.')[0] == 'fairseq'])") == "[]"

@@ -234,7 +234,7 @@ def _host(arch):
     from fairseq import options
     from fairseq.models import ARCH_MODEL_REGISTRY
 
-    from delight_fairseq.stats import preset_config
+    from delight_fairseq.models.factory import preset_config
 
     d = make_dictionary(1000)
     task = SimpleNamespace(source_dictionary=d, target_dictionary=d)

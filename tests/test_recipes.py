@@ -114,7 +114,7 @@ def test_linear_schedule_is_the_authors():
     """Their linear_scheduler.py: linspace(1e-7, lr, W) then linspace(lr, 1e-7, T - W + 1)."""
     from fairseq.optim import FairseqOptimizer
 
-    from delight_fairseq.lr_scheduler import LinearSchedule, LinearScheduleConfig
+    from delight_fairseq.training.lr_scheduler import LinearSchedule, LinearScheduleConfig
 
     opt = FairseqOptimizer(None)
     opt._optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

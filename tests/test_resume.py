@@ -27,7 +27,7 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(toy_bin, tmp_path)
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # mid-run: training, or writing the next checkpoint
     proc.wait()
-    last = torch.load(killed / "checkpoint_last.pt", weights_only=True)  # never a half-written file (_compat)
+    last = torch.load(killed / "checkpoint_last.pt", weights_only=True)  # never a half-written file (compat)
     stopped_at = last["optimizer_history"][-1]["num_updates"]
     assert 5 <= stopped_at < 40
     out = run_cli("train", toy_bin, *ARGS, "--save-dir", killed).stdout
@@ -41,7 +41,7 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(toy_bin, tmp_path)
 
 def test_a_checkpoint_copy_cut_short_leaves_the_target_as_it_was(tmp_path, monkeypatch):
     """fairseq copies the checkpoint it wrote to checkpoint_last.pt (and _best) with
-    PathManager.copy: the plugin's copy writes the whole file or nothing (_compat)."""
+    PathManager.copy: the plugin's copy writes the whole file or nothing (compat)."""
     import shutil
 
     from fairseq.file_io import PathManager

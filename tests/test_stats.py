@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from conftest import REPO, build_model, make_dictionary, num_params, tiny_cfg
 from delight_fairseq.modules import GroupLinear
-from delight_fairseq.stats import translation_stats
+from delight_fairseq.analysis.stats import translation_stats
 
 
 def _weights(module, skip=()):
@@ -77,7 +77,7 @@ PUBLISHED_MACS = {
 def test_presets_params_and_macs_are_the_readme_table():
     """Literal counts (not derived from the model here), and the README's rounded table agrees."""
     from delight_fairseq.models.delight_transformer import PRESETS
-    from delight_fairseq.stats import build_from_arch
+    from delight_fairseq.models.factory import build_from_arch
 
     readme = (REPO / "README.md").read_text()
     for arch, (params, enc, dec, out) in PUBLISHED_MACS.items():

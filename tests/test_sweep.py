@@ -7,7 +7,7 @@ import sys
 import torch
 
 from conftest import REPO
-from delight_fairseq.sweep import Job, format_table, published, swept
+from delight_fairseq.analysis.sweep import Job, format_table, published, swept
 
 UNIGRAM_PPL = 154  # the toy corpus's unigram perplexity (scripts/make_toy_lm_data.py, README)
 

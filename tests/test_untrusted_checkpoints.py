@@ -1,5 +1,5 @@
 """Checkpoints are untrusted files: nothing the project opens runs code from them, and a
-malformed one is one line, a non-zero exit and nothing written (``delight_fairseq/safe_load.py``)."""
+malformed one is one line, a non-zero exit and nothing written (``delight_fairseq/checkpoints/safe_load.py``)."""
 import copy
 import io
 import os
@@ -18,8 +18,8 @@ import torch
 
 from conftest import PLUGIN, REPO, build_model, run_cli
 from delight_fairseq import ConfigError
-from delight_fairseq.convert import convert_checkpoint
-from delight_fairseq.safe_load import FairseqPlaceholder, load_checkpoint, load_fork_checkpoint, pickle_globals
+from delight_fairseq.checkpoints.convert import convert_checkpoint
+from delight_fairseq.checkpoints.safe_load import FairseqPlaceholder, load_checkpoint, load_fork_checkpoint, pickle_globals
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "authors"
 
@@ -74,7 +74,7 @@ def hostile(tmp_path):
 
 
 def test_the_converter_refuses_a_checkpoint_that_would_run_code(hostile, tmp_path, capsys):
-    from delight_fairseq.convert import main
+    from delight_fairseq.checkpoints.convert import main
 
     marker, paths = hostile
     for name in ("fork", "fork_legacy"):
@@ -210,7 +210,7 @@ def _saved(tmp_path, obj):
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_a_malformed_fork_checkpoint_is_one_line_and_nothing_is_written(case, tmp_path, capsys):
-    from delight_fairseq.convert import main
+    from delight_fairseq.checkpoints.convert import main
 
     make, says = MALFORMED[case]
     src_dir = tmp_path / "src"
@@ -248,7 +248,7 @@ def test_no_code_loads_checkpoints_with_weights_only_false():
 
 
 def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
-    from delight_fairseq.convert import main
+    from delight_fairseq.checkpoints.convert import main
 
     out = tmp_path / "out.pt"
     out.write_text("an older file")
@@ -332,7 +332,7 @@ def _loader_lists(monkeypatch, load, path):
 def test_every_global_the_loaders_accept_is_stated_with_its_reason(monkeypatch, tmp_path):
     """The effective allow-lists equal the tables above: torch's own (outside ``torch`` exactly
     TORCH_OUTSIDE_TORCH; inside it only its tensor-building entries), what the plugin adds
-    process-wide for fairseq's own ``torch.load`` (``_compat``: OURS_ADDS), and what each loader
+    process-wide for fairseq's own ``torch.load`` (``compat``: OURS_ADDS), and what each loader
     of safe_load.py allows while it loads (OURS_ADDS; FORK_ADDS and fairseq placeholders)."""
     from torch import _weights_only_unpickler as wou
 

@@ -18,7 +18,7 @@ from ..modules import (
     DeFINEEmbedding, DeLighTBlockConfig, DeLighTEmbedding, DeLighTLayer, DExTraConfig, SequenceDropout, block_scaling,
     default_max_groups,
 )
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 from ..modules.delight_embedding import MappedEmbedding
 from ..modules.single_head_attention import reorder_cache
 

@@ -35,7 +35,7 @@ from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, ADAPTIVE
 from .builders import (
     BlockStack, DeLighTDecoderLayer, cache_word_embeddings, checkpointed, expanded_embedding, lookup_table, preset_arch,
 )
-from .checkpoint_fit import check_lm_fits
+from ..checkpoints.fit import check_lm_fits
 from .delight_config import (
     ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
     check_dropouts, check_embedding, check_embedding_dropouts, raise_if,

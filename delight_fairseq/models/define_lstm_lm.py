@@ -28,7 +28,7 @@ from ..modules.awd import LockedDropout, WeightDropLSTM, word_dropout
 from ..modules.delight_embedding import MappedEmbedding
 from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, ADAPTIVE_INPUTS, check_adaptive, cutoffs
 from .builders import cache_word_embeddings, define_embedding, preset_arch
-from .checkpoint_fit import check_lm_fits
+from ..checkpoints.fit import check_lm_fits
 from .delight_config import DeFINEHostOptions, _flag, check_define_host, check_dropouts, raise_if
 
 DROPOUTS = ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout", "define_dropout",

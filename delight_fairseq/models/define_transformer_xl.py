@@ -23,9 +23,9 @@ from fairseq.examples.truncated_bptt.transformer_xl_model import (
 from fairseq.models import FairseqIncrementalDecoder, register_model, register_model_architecture
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 from .builders import cache_word_embeddings, define_embedding, preset_arch
-from .checkpoint_fit import check_fits
+from ..checkpoints.fit import check_fits
 from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
 
 TRANSFORMERS_NEEDED = ("define_transformer_xl needs Hugging Face transformers with Transformer-XL (>= 4.30, < 4.36: "

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..errors import ConfigError  # noqa: F401  (raised by the validators below; imported from here by older code)
+from ..modules.errors import ConfigError  # noqa: F401  (raised by the validators below; imported from here by older code)
 
 from .builders import BlockStack, embed_dextra, option_flag
 from ..modules.define_embedding import CONNECTIONS, TRANSFORMS, hgt_schedule

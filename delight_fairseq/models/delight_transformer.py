@@ -10,8 +10,8 @@ from typing import Dict, Optional
 
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
-from .checkpoint_fit import check_fits
-from ..errors import ConfigError
+from ..checkpoints.fit import check_fits
+from ..modules.errors import ConfigError
 from .delight_config import DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
 from .builders import cache_word_embeddings, lookup_table, preset_arch

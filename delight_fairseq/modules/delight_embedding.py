@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from .errors import ConfigError
 from .dextra import DExTra, DExTraConfig
 from .norm_act import check_dropout
 

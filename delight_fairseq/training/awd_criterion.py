@@ -18,7 +18,7 @@ from fairseq import metrics
 from fairseq.criterions import register_criterion
 from fairseq.criterions.cross_entropy import CrossEntropyCriterion, CrossEntropyCriterionConfig
 
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 
 
 @dataclass

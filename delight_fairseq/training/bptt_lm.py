@@ -31,7 +31,7 @@ from fairseq.distributed import utils as dist_utils
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 from .nt_asgd import swap_in_average, swap_out_average
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from fairseq.optim import FairseqOptimizer, register_optimizer
 from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler
 from omegaconf import II
 
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

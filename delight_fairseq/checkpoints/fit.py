@@ -4,7 +4,7 @@ from typing import Dict
 
 import torch
 
-from ..errors import ConfigError
+from ..modules.errors import ConfigError
 
 
 def check_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor], tables: Dict[str, str]) -> None:

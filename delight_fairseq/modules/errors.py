@@ -12,4 +12,4 @@ if "hydra.errors" in sys.modules:
 
 class ConfigError(*_BASES):
     """An impossible option value, checkpoint or input; the message names it and the fix.
-    Uncaught in a fairseq command, it is printed without a traceback (``_compat``)."""
+    Uncaught in a fairseq command, it is printed without a traceback (``compat``)."""

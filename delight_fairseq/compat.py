@@ -1,70 +1,116 @@
-"""What the plugin changes in fairseq and Python, in one place: applied by
-``delight_fairseq.models`` when it registers the models (``--user-dir`` imports it before
-any data or checkpoint is read), never by the building blocks. Each fix says why it exists
-and when it can go.
-
-| fix | why | remove when |
-| --- | --- | --- |
-| ``argparse.Namespace`` a safe global for ``torch.load`` | torch >= 2.6 loads with ``weights_only=True``; checkpoints of argparse-configured models hold a Namespace, which fairseq-generate and ``--restore-file`` then refuse | fairseq saves no Namespace (not in 0.12) |
-| ``np.compat.long`` | fairseq 0.12's TokenBlockDataset / LanguagePairDataset use it; NumPy 2 removed ``np.compat`` | fairseq stops using it (fixed upstream after 0.12) or NumPy < 2 |
-| keep the last batch | fairseq 0.12 drops a last batch whose size is not a multiple of ``--required-batch-size-multiple`` (fairseq issue #5036): fairseq-generate silently skipped up to 7 test sentences | fixed in fairseq (issue #5036) |
-| ``--bf16`` without torch_xla | fairseq 0.12's ``--bf16`` implies ``--tpu`` and dies in torch_xla's absence: say so and what works | fairseq stops implying ``--tpu`` |
-| ``truncated_bptt_lm`` takes ``from_checkpoint`` | fairseq's ``examples/truncated_bptt`` task (``define_transformer_xl``'s) does not accept the ``from_checkpoint`` that ``from_pretrained`` (hub_utils) passes to every task | fixed in fairseq's example |
-| launched by ``torchrun`` | fairseq 0.12 ignores torchrun's ``WORLD_SIZE`` when ``--distributed-world-size`` is left at its default (1 without GPUs or with one per node: every process then trains alone) and takes ``RANK % torch.cuda.device_count()`` as the device (a ZeroDivisionError without GPUs) | fairseq reads the launcher's world size and ``LOCAL_RANK`` |
-| a resumed distributed run reads the broadcast checkpoint with ``weights_only`` | fairseq 0.12 loads the checkpoint on rank 0 and sends it to the other ranks pickled (``_broadcast_object_slow``); they unpickle it with torch's default ``weights_only=True``, which refuses the OmegaConf config in it, so every multi-process run failed to resume. The config's classes are allowed there (nothing else) | fairseq broadcasts plain data |
-| checkpoint copies are atomic | fairseq 0.12 writes a checkpoint once (to ``.tmp``, then renamed) and copies it to ``checkpoint_last.pt`` and the others with a plain ``shutil.copyfile``: a run killed during that copy left a truncated ``checkpoint_last.pt`` that no resume could read. Local copies now go to ``.tmp`` and are renamed over the target | fairseq copies atomically |
-| ``sys.excepthook`` | an uncaught ``ConfigError``, fairseq's "sample is invalid" size error or torch's refusal of a checkpoint that would run code (``weights_only``) is printed as one line, not a traceback from deep inside fairseq | never: it is the plugin's error reporting |
+"""What loading the plugin changes in fairseq and Python, in one place: ``PATCHES`` below,
+one row per change with why it exists and when it can go, applied by ``apply()`` (called
+when ``delight_fairseq`` is imported, which ``--user-dir`` does before any data or
+checkpoint is read) through one helper, ``_patch``, which wraps each function once and
+marks it. The building blocks (``delight_fairseq.modules``) change nothing.
 """
 import collections
+import importlib
 import os
 import pickle
 import shutil
 import sys
 import types
 import typing
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .atomic import written_whole
-from .errors import ConfigError
-from .safe_load import SAFE_GLOBALS, refused_name
+from .checkpoints.atomic import written_whole
+from .modules.errors import ConfigError
+from .checkpoints.safe_load import SAFE_GLOBALS, refused_name
 
 # fairseq's own message for an example longer than the model's positions (raised as a
 # bare Exception from FairseqTask.filter_indices_by_size, e.g. for a validation set)
 _TOO_LONG = "skip this example with --skip-invalid-size-inputs-valid-test"
 
 
-def apply() -> None:
-    """Apply every fix of the table above (idempotent)."""
-    torch.serialization.add_safe_globals(SAFE_GLOBALS)
-    if not hasattr(np, "compat"):
-        np.compat = types.SimpleNamespace(long=np.int64)
+@dataclass(frozen=True)
+class Patch:
+    """``owner.name`` wrapped by ``wrap`` (its old value in, the new one out)."""
 
-    import fairseq.data.data_utils as data_utils
-    import fairseq.utils
+    owner: Callable[[], object]  # imports and returns the module, class or object to change
+    name: str
+    wrap: Callable
+    why: str
+    remove_when: str
 
-    if not getattr(data_utils.batch_by_size, "_delight_fairseq", False):
-        data_utils.batch_by_size = _keep_last_batch(data_utils.batch_by_size)
-    if not getattr(fairseq.utils.get_tpu_device, "_delight_fairseq", False):
-        fairseq.utils.get_tpu_device = _explain_missing_xla(fairseq.utils.get_tpu_device)
-    import fairseq.distributed.utils as distributed_utils
 
-    if not getattr(distributed_utils.infer_init_method, "_delight_fairseq", False):
-        distributed_utils.infer_init_method = _world_size_from_torchrun(distributed_utils.infer_init_method)
-        distributed_utils._infer_torch_distributed_launch_init = _torchrun_device(
-            distributed_utils._infer_torch_distributed_launch_init)
-        distributed_utils._broadcast_object_slow = _with_config_globals(distributed_utils._broadcast_object_slow)
+def _module(name: str) -> Callable[[], object]:
+    return lambda: importlib.import_module(name)
+
+
+def _truncated_bptt_task():
     from fairseq.examples.truncated_bptt.truncated_bptt_lm_task import TruncatedBPTTLMTask
 
-    if not getattr(TruncatedBPTTLMTask.__init__, "_delight_fairseq", False):
-        TruncatedBPTTLMTask.__init__ = _drop_from_checkpoint(TruncatedBPTTLMTask.__init__)
+    return TruncatedBPTTLMTask
+
+
+def _path_manager():
     from fairseq.file_io import PathManager
 
-    if not getattr(PathManager.copy, "_delight_fairseq", False):
-        PathManager.copy = staticmethod(_atomic_copy(PathManager.copy))
-    if not getattr(sys.excepthook, "_delight_fairseq", False):
-        sys.excepthook = _report_config_errors(sys.excepthook)
+    return PathManager
+
+
+PATCHES = [
+    Patch(_module("numpy"), "compat", lambda old: old or types.SimpleNamespace(long=np.int64),
+          "fairseq 0.12's TokenBlockDataset / LanguagePairDataset use np.compat.long; NumPy 2 removed np.compat",
+          "fairseq stops using it (fixed upstream after 0.12) or NumPy < 2"),
+    Patch(_module("fairseq.data.data_utils"), "batch_by_size", lambda old: _keep_last_batch(old),
+          "fairseq 0.12 drops a last batch whose size is not a multiple of --required-batch-size-multiple "
+          "(fairseq issue #5036): fairseq-generate silently skipped up to 7 test sentences",
+          "fixed in fairseq (issue #5036)"),
+    Patch(_module("fairseq.utils"), "get_tpu_device", lambda old: _explain_missing_xla(old),
+          "fairseq 0.12's --bf16 implies --tpu and dies in torch_xla's absence: say so and what works",
+          "fairseq stops implying --tpu"),
+    Patch(_module("fairseq.distributed.utils"), "infer_init_method", lambda old: _world_size_from_torchrun(old),
+          "fairseq 0.12 ignores torchrun's WORLD_SIZE when --distributed-world-size is left at its default (1 "
+          "without GPUs or with one per node: every process then trains alone)",
+          "fairseq reads the launcher's world size"),
+    Patch(_module("fairseq.distributed.utils"), "_infer_torch_distributed_launch_init", lambda old: _torchrun_device(old),
+          "under torchrun fairseq 0.12 takes RANK % torch.cuda.device_count() as the device (a ZeroDivisionError "
+          "without GPUs)", "fairseq reads LOCAL_RANK and runs without CUDA"),
+    Patch(_module("fairseq.distributed.utils"), "_broadcast_object_slow", lambda old: _with_config_globals(old),
+          "fairseq 0.12 loads a resumed run's checkpoint on rank 0 and sends it to the other ranks pickled; they "
+          "unpickle it with torch's default weights_only=True, which refuses the OmegaConf config in it, so every "
+          "multi-process run failed to resume. The config's classes are allowed there (nothing else)",
+          "fairseq broadcasts plain data"),
+    Patch(_truncated_bptt_task, "__init__", lambda old: _drop_from_checkpoint(old),
+          "fairseq's examples/truncated_bptt task (define_transformer_xl's) does not accept the from_checkpoint "
+          "that from_pretrained (hub_utils) passes to every task", "fixed in fairseq's example"),
+    Patch(_path_manager, "copy", lambda old: staticmethod(_atomic_copy(old)),
+          "fairseq 0.12 copies a checkpoint to checkpoint_last.pt and the others with a plain shutil.copyfile: a run "
+          "killed during that copy left a truncated checkpoint_last.pt that no resume could read. Local copies now "
+          "go to .tmp and are renamed over the target", "fairseq copies atomically"),
+    Patch(_module("sys"), "excepthook", lambda old: _report_config_errors(old),
+          "an uncaught ConfigError, fairseq's 'sample is invalid' size error or torch's refusal of a checkpoint "
+          "that would run code (weights_only) is printed as one line, not a traceback from deep inside fairseq",
+          "never: it is the plugin's error reporting"),
+]
+# and, not a wrapped function: argparse.Namespace a safe global for torch.load (torch >= 2.6 loads with
+# weights_only=True; checkpoints of argparse-configured models hold a Namespace, which fairseq-generate
+# and --restore-file then refuse; remove when fairseq saves no Namespace, not in 0.12)
+_MARK = "_delight_fairseq"
+
+
+def _patch(patch: Patch) -> None:
+    """Wrap ``patch.owner().name`` once: a value already marked is left alone."""
+    owner = patch.owner()
+    old = getattr(owner, patch.name, None)
+    if getattr(old, _MARK, False):
+        return
+    new = patch.wrap(old)
+    setattr(getattr(new, "__func__", new), _MARK, True)  # a staticmethod: its function
+    setattr(owner, patch.name, new)
+
+
+def apply() -> None:
+    """Apply every change of ``PATCHES`` (idempotent)."""
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    for patch in PATCHES:
+        _patch(patch)
 
 
 def _keep_last_batch(batch_by_size):
@@ -77,7 +123,6 @@ def _keep_last_batch(batch_by_size):
             batches.append(indices[covered:])
         return batches
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -93,7 +138,6 @@ def _atomic_copy(copy):
             shutil.copyfile(src_path, tmp)
         return True
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -107,7 +151,6 @@ def _world_size_from_torchrun(infer_init_method):
             cfg.distributed_world_size = int(os.environ["WORLD_SIZE"])  # launched by torchrun: its world
         return infer_init_method(cfg, force_distributed)
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -121,7 +164,6 @@ def _torchrun_device(launch_init):
         cfg.device_id = 0
         cfg.distributed_no_spawn = True
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -140,7 +182,6 @@ def _with_config_globals(broadcast_object_slow):
         with torch.serialization.safe_globals(config_globals):
             return broadcast_object_slow(*args, **kwargs)
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -148,7 +189,6 @@ def _drop_from_checkpoint(init):
     def wrapper(self, cfg, from_checkpoint=False, **kwargs):
         init(self, cfg, **kwargs)
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -164,7 +204,6 @@ def _explain_missing_xla(get_tpu_device):
             ) from None
         return get_tpu_device()
 
-    wrapper._delight_fairseq = True
     return wrapper
 
 
@@ -188,5 +227,4 @@ def _report_config_errors(hook):
         else:
             hook(kind, value, tb)
 
-    excepthook._delight_fairseq = True
     return excepthook

@@ -33,7 +33,7 @@ class LinearScheduleConfig(FairseqDataclass):
 class LinearSchedule(FairseqLRScheduler):
     def __init__(self, cfg: LinearScheduleConfig, optimizer):
         super().__init__(cfg, optimizer)
-        from .errors import ConfigError
+        from ..modules.errors import ConfigError
 
         if len(cfg.lr) != 1:
             raise ConfigError(f"--lr-scheduler linear takes one --lr (the peak), got {list(cfg.lr)}")

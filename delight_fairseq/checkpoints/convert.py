@@ -26,11 +26,11 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 import torch
 
-from . import models  # noqa: F401  (the models the converted checkpoints name)
+from .. import models  # noqa: F401  (the models the converted checkpoints name)
 from .atomic import written_whole
-from .errors import ConfigError
+from ..modules.errors import ConfigError
 from .safe_load import load_fork_checkpoint
-from .stats import dictionary_of_size
+from ..models.factory import dictionary_of_size
 
 # The fork's module and parameter names -> ours, applied in order (a DExTra's inner names
 # last, so that they apply inside blocks and embeddings alike).

@@ -27,7 +27,7 @@ from typing import IO, Dict, Iterator, List, Optional, Set
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from ..modules.errors import ConfigError
 
 # what checkpoints written through fairseq 0.12 may hold beyond torch's own allow-list
 SAFE_GLOBALS = [argparse.Namespace]
@@ -174,7 +174,7 @@ def _entry_name(entry) -> str:
 def _allowing(entries):
     """torch's ``safe_globals`` context for ``entries`` less those already allowed process-wide:
     on exit torch's context removes every entry it was given, which would also drop the
-    plugin's own process-wide entries (``_compat``: ``argparse.Namespace`` for fairseq's loading)."""
+    plugin's own process-wide entries (``compat``: ``argparse.Namespace`` for fairseq's loading)."""
     registered = {_entry_name(e) for e in torch.serialization.get_safe_globals()}
     return torch.serialization.safe_globals([e for e in entries if _entry_name(e) not in registered])
 
