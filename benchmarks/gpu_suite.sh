@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark on one GPU in one call (~8 minutes), one table, numbers also in JSON
-# (benchmarks/gpu_suite.py). Installs nothing; on the lent GPU machine, whose Python has no
-# fairseq, put the offline wheels first (../shared/gpu/README.md):
+# (benchmarks/gpu_suite.py). Installs nothing: run it where this package, fairseq and a CUDA
+# torch are installed (bash scripts/install.sh installs a CPU torch):
 #
-#   . .whl/install.sh && bash benchmarks/gpu_suite.sh [--out gpu_suite.json]
+#   bash benchmarks/gpu_suite.sh [--out gpu_suite.json]
 #   bash benchmarks/gpu_suite.sh --smoke      # tiny sizes on any device, the same code (CI, on the CPU)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv/ (Python 3.11) with a CPU torch, fairseq and delight_fairseq (editable).
-# Order matters (see INSTALL-NOTES): torch first, so that nothing pulls a CUDA build;
+# Order matters: torch first, so that nothing pulls a CUDA build (the CPU wheel, not a multi-GB CUDA one);
 # fairseq-fixed is built with --no-build-isolation against that torch.
 # Idempotent: a second run reuses the venv and only re-installs the package.
 set -euo pipefail

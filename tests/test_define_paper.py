@@ -1,4 +1,4 @@
-"""The DeFINE paper's models (../shared/DEFINE-PAPER.md): every preset's parameters, ours
+"""The DeFINE paper's models (Mehta et al., ICLR 2020: Tables 1-4): every preset's parameters, ours
 as literals beside the published counts (millions, two decimals), part by part."""
 import runpy
 from types import SimpleNamespace

@@ -69,7 +69,7 @@ def _workers(commands):
 
 
 def test_two_workers_equal_one_worker_with_update_freq_2(toy_bin, one_worker, tmp_path):
-    # fairseq's gloo launch on the CPU (INSTALL-NOTES): one process per rank, no spawning
+    # fairseq's gloo launch on the CPU: one process per rank, no spawning (spawning needs CUDA devices)
     port = _free_port()
     log = _workers([sys.executable, "-m", "fairseq_cli.train", toy_bin, *DDP_ARGS, "--max-update", 10,
                     "--save-dir", tmp_path, "--distributed-world-size", 2, "--distributed-rank", rank,

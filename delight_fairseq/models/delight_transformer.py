@@ -84,7 +84,7 @@ class Preset:
         return out
 
 
-# Dictionary sizes: WMT'14 En-De is the authors' joined dictionary (DESIGN.md); En-Fr and En-Ro
+# Dictionary sizes: WMT'14 En-De is the authors' joined dictionary (their data-prep); En-Fr and En-Ro
 # are the sizes (multiples of 8) that give every published count of their table (README).
 WMT14_EN_DE_VOCAB, WMT14_EN_FR_VOCAB, WMT16_EN_RO_VOCAB = 43736, 44512, 34968
 TO_10K = 10_000  # a count published to 0.01M
