@@ -12,6 +12,7 @@ every token through the adaptive softmax), tokens/s, median of rounds; prints ra
 import argparse
 import statistics
 import sys
+import textwrap
 import time
 from types import SimpleNamespace
 
@@ -49,14 +50,28 @@ def tokens_per_second(fn, tokens: torch.Tensor, rounds: int, steps: int, device:
     return tokens.numel() * steps / statistics.median(times)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python benchmarks/embedding_cache.py --batch 16 --length 64 --device cuda")
     p.add_argument("--vocab", type=int, default=267_744, help="dictionary size (WikiText-103's in fairseq)")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--length", type=int, default=64)
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=16, help="sequences per forward pass")
+    p.add_argument("--length", type=int, default=64, help="tokens per sequence")
+    p.add_argument("--steps", type=int, default=1, help="forward passes per timing")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (cuda when available)")
     args = p.parse_args(argv)
     models = {
         "R2: adaptive input (no DeFINE)": build("define_lstm_lm_wiki103_r2", args.vocab, args.device),

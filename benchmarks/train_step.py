@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import resource
 import statistics
+import textwrap
 import time
 
 import torch
@@ -201,17 +202,31 @@ def compare(specs, batch, length, steps, rounds, device, threads, precision="fp3
             for k, runs in results.items()}
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pairing", choices=["matched", "paper"], default="matched")
-    p.add_argument("--vocab", type=int, help="dictionary size (default 10,000 matched, 43,736 paper)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--length", type=int, default=32)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python benchmarks/train_step.py --pairing paper --precision bf16 --device cuda")
+    p.add_argument("--pairing", choices=["matched", "paper"], default="matched", help="matched parameters, or the paper's 37M vs 62M")
+    p.add_argument("--vocab", type=int, help="dictionary size (default: 10,000 matched, 43,736 paper)")
+    p.add_argument("--batch", type=int, default=64, help="sentences per batch")
+    p.add_argument("--length", type=int, default=32, help="tokens per sentence")
+    p.add_argument("--steps", type=int, default=5, help="training steps per timing")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (cuda when available)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads per model process")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="training precision (fp16 with loss scaling)")
     p.add_argument("--checkpoint-activations", action="store_true", help="DeLighT recomputes its blocks in backward")
     p.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of one step")
     p.add_argument("--live-memory", action="store_true",

@@ -22,14 +22,36 @@ PREP=("$PY" "$DATA_PREP/prep.py")
 log() { echo "[$NAME] $*" >&2; }
 die() { echo "[$NAME] error: $*" >&2; exit 1; }
 
+# usage: the script's header comment (its description), its options with their defaults, an example
+usage() {
+    echo "usage: bash data-prep/$NAME.sh [--raw-dir DIR] [--out-dir DIR] [--workers N]"
+    echo
+    sed -n '2,/^[^#]/p' "$0" | grep '^#' | grep -v "^#   bash data-prep/" | sed 's/^# \{0,1\}//' | cat -s
+    cat <<EOF
+
+Options:
+  --raw-dir DIR   a folder holding the corpus' archives (as downloaded) or their extracted
+                  files (default: none, the archives are downloaded into OUT_DIR.work/raw)
+  --out-dir DIR   where the fairseq binaries go (default: data-bin/$NAME)
+  --workers N     fairseq-preprocess workers (default: 4)
+  -h, --help      print this help and exit
+
+example:
+  bash data-prep/$NAME.sh --raw-dir downloads/$NAME --workers 8
+EOF
+}
+
 parse_args() {
+    local arg
+    for arg in "$@"; do  # --help first, whatever else the line holds
+        case $arg in -h|--help) usage; exit 0 ;; esac
+    done
     RAW_DIR="" OUT_DIR="$REPO/data-bin/$NAME" WORKERS=4
     while [ $# -gt 0 ]; do
         case $1 in
             --raw-dir) RAW_DIR=$(cd "${2:?--raw-dir needs a folder}" 2>/dev/null && pwd) || die "--raw-dir $2 does not exist"; shift 2 ;;
             --out-dir) OUT_DIR=${2:?--out-dir needs a folder}; shift 2 ;;
             --workers) WORKERS=${2:?--workers needs a number}; shift 2 ;;
-            -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
             *) die "unknown option $1 (see --help)" ;;
         esac
     done

@@ -7,6 +7,7 @@ checkpointEPOCH.pt files.
 """
 import argparse
 import re
+import textwrap
 from pathlib import Path
 
 import torch
@@ -54,11 +55,25 @@ def average(paths):
     return out
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", type=Path)
-    p.add_argument("--num", type=int, default=10)
-    p.add_argument("--output", type=Path, required=True)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/average_checkpoints.py checkpoints/iwslt14_de_en-iwslt_de_en --num 10 --output checkpoints/iwslt14_de_en-iwslt_de_en/averaged.pt")
+    p.add_argument("folder", type=Path, help="the run's save dir (checkpoint_*.pt files)")
+    p.add_argument("--num", type=int, default=10, help="how many of the last checkpoints to average")
+    p.add_argument("--output", type=Path, required=True, help="where to write the averaged checkpoint")
     args = p.parse_args(argv)
     paths = last_checkpoints(args.folder, args.num)
     try:

@@ -10,6 +10,7 @@ import argparse
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -57,12 +58,26 @@ def plot(jobs, out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep_dir", type=Path)
-    p.add_argument("--data", type=Path, help="the binaries: also compute each job's test perplexity")
-    p.add_argument("--plot", type=Path, help="write a bar chart of the perplexities (PNG)")
-    p.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/collect_sweep.py checkpoints/wikitext103_lstm-lstm_wiki103_r4-define_mixer --data data-bin/wikitext103 --plot mixer.png --out mixer.md")
+    p.add_argument("sweep_dir", type=Path, help="the sweep's save dir (one folder per job)")
+    p.add_argument("--data", type=Path, help="the binaries: also compute each job's test perplexity (default: none, no test column)")
+    p.add_argument("--plot", type=Path, help="write a bar chart of the perplexities (PNG; default: no chart)")
+    p.add_argument("--out", type=Path, help="also write the table (markdown) here (default: printed only)")
     args = p.parse_args(argv)
     try:
         if not args.sweep_dir.is_dir():

@@ -9,5 +9,12 @@ import sys
 
 from delight_fairseq.checkpoints.convert import main
 
+EXAMPLE = "python scripts/convert_authors_checkpoint.py delight_wmt14_en_de.pt checkpoints/converted/checkpoint_best.pt"
+
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):  # the converter's help, and an example after it
+        try:
+            main(["--help"])
+        finally:
+            print(f"\nexample:\n  {EXAMPLE}")
     sys.exit(main())

@@ -8,6 +8,7 @@ each map's distance to the identity so that figures can be compared in numbers.
 """
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -30,9 +31,23 @@ def draw(maps, out: Path, title: str):
     fig.savefig(out, dpi=120)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/correlation_map.py checkpoints/iwslt14_de_en-iwslt_de_en/checkpoint_best.pt --out map.png --side decoder")
+    p.add_argument("checkpoint", help="a checkpoint written by fairseq-train")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--side", choices=["encoder", "decoder"], default="encoder",
                    help="whose embedding (translation models; language models have only the decoder's)")

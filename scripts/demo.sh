@@ -5,6 +5,24 @@
 # fairseq-train --user-dir, translates the test set with fairseq-generate (beam 5)
 # and prints the sacrebleu score. About a minute on 2 cores. Output: runs/toy/.
 set -euo pipefail
+case ${1:-} in -h|--help) cat <<'EOF'
+usage: bash scripts/demo.sh [OUT_DIR]
+
+A tiny DeLighT translation experiment end to end on the CPU: generates a synthetic corpus
+(target = source reversed, words mapped a3 -> B3), binarises it with fairseq-preprocess,
+trains a small delight_transformer (400 updates) with fairseq-train --user-dir, translates
+the test set with fairseq-generate (beam 5) and prints the sacrebleu score. About a minute
+on 2 cores. OUT_DIR is emptied first.
+
+Arguments:
+  OUT_DIR      where the corpus, binaries, checkpoints and logs go (default: runs/toy)
+  -h, --help   print this help and exit (nothing is generated or trained)
+
+example:
+  bash scripts/demo.sh runs/toy
+EOF
+    exit 0 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 [ -x .venv/bin/python ] && export PATH="$ROOT/.venv/bin:$PATH"

@@ -8,6 +8,7 @@ The presets take the nearest (``define_lstm_lm_wiki103_r3..r5``, ``define_transf
 
     python scripts/fit_define_sizes.py
 """
+import argparse
 import sys
 from typing import Dict, List, NamedTuple, Optional
 
@@ -71,7 +72,9 @@ def common_fits(results: Dict[str, dict], tolerance: float = 0.005e6) -> Dict[st
     }
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="It takes no options.\n\nexample:\n  python scripts/fit_define_sizes.py").parse_args(argv)
     results = fit()
     for name, r in results.items():
         row = r["row"]

@@ -4,6 +4,24 @@
 # fairseq-fixed is built with --no-build-isolation against that torch.
 # Idempotent: a second run reuses the venv and only re-installs the package.
 set -euo pipefail
+case ${1:-} in -h|--help) cat <<'EOF'
+usage: [PYTHON=python3.11] [VENV=.venv] bash scripts/install.sh
+
+Creates the virtualenv VENV with a CPU torch, fairseq (fairseq-fixed, built against that
+torch) and delight_fairseq (editable, with its test extras), then prints the versions.
+Idempotent: a second run reuses the virtualenv and only re-installs the package.
+It takes no options.
+
+Environment:
+  PYTHON       the interpreter the virtualenv is made with (default: python3.11, else python3)
+  VENV         the virtualenv's folder (default: .venv)
+  -h, --help   print this help and exit (nothing is installed)
+
+example:
+  bash scripts/install.sh && .venv/bin/python -m pytest -q -m fast
+EOF
+    exit 0 ;;
+esac
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3

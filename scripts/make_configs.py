@@ -6,6 +6,7 @@ models (tests/test_configs.py fails when a file is out of date).
 """
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -71,8 +72,22 @@ def _render(header: str, body: dict) -> str:
     )
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/make_configs.py --check")
     p.add_argument("--check", action="store_true", help="exit 1 if a file differs, write nothing")
     args = p.parse_args(argv)
     stale = [path for path, text in files().items() if not (REPO / path).exists() or (REPO / path).read_text() != text]

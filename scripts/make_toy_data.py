@@ -10,6 +10,7 @@ Writes ``OUT_DIR/{train,valid,test}.{src,tgt}``.
 import argparse
 import os
 import random
+import textwrap
 
 
 def make_pair(rng: random.Random, vocab: int, min_len: int, max_len: int):
@@ -17,16 +18,30 @@ def make_pair(rng: random.Random, vocab: int, min_len: int, max_len: int):
     return " ".join(f"a{i}" for i in ids), " ".join(f"B{i}" for i in reversed(ids))
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out_dir")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/make_toy_data.py runs/toy/raw --train 2000 --vocab 24 --seed 1")
+    p.add_argument("out_dir", help="folder for {train,valid,test}.{src,tgt}")
     p.add_argument("--train", type=int, default=2000, help="training pairs")
-    p.add_argument("--valid", type=int, default=100)
-    p.add_argument("--test", type=int, default=100)
+    p.add_argument("--valid", type=int, default=100, help="validation pairs")
+    p.add_argument("--test", type=int, default=100, help="test pairs")
     p.add_argument("--vocab", type=int, default=24, help="distinct source words")
-    p.add_argument("--min-len", type=int, default=3)
-    p.add_argument("--max-len", type=int, default=8)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--min-len", type=int, default=3, help="shortest sentence (words)")
+    p.add_argument("--max-len", type=int, default=8, help="longest sentence (words)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same corpus)")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     os.makedirs(args.out_dir, exist_ok=True)

@@ -13,6 +13,7 @@ import collections
 import math
 import os
 import random
+import textwrap
 
 
 def build_chain(rng: random.Random, vocab: int, successors: int):
@@ -36,17 +37,31 @@ def sentence(rng, chain, vocab, min_len, max_len):
     return " ".join(f"w{i}" for i in words)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out_dir")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/make_toy_lm_data.py runs/toy_lm/raw --train 3000 --vocab 200 --seed 1")
+    p.add_argument("out_dir", help="folder for {train,valid,test}.txt")
     p.add_argument("--train", type=int, default=3000, help="training sentences")
-    p.add_argument("--valid", type=int, default=200)
-    p.add_argument("--test", type=int, default=200)
-    p.add_argument("--vocab", type=int, default=200)
-    p.add_argument("--successors", type=int, default=3)
-    p.add_argument("--min-len", type=int, default=8)
-    p.add_argument("--max-len", type=int, default=20)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--valid", type=int, default=200, help="validation sentences")
+    p.add_argument("--test", type=int, default=200, help="test sentences")
+    p.add_argument("--vocab", type=int, default=200, help="distinct words")
+    p.add_argument("--successors", type=int, default=3, help="likely successors of each word")
+    p.add_argument("--min-len", type=int, default=8, help="shortest sentence (words)")
+    p.add_argument("--max-len", type=int, default=20, help="longest sentence (words)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same corpus)")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     chain = build_chain(rng, args.vocab, args.successors)

@@ -7,6 +7,7 @@
 """
 import argparse
 import sys
+import textwrap
 
 
 from delight_fairseq import ConfigError
@@ -23,16 +24,30 @@ def parse_value(value: str):
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Parameters and MACs of a delight_transformer, as the authors count them")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/model_stats.py --arch delight_transformer_wmt14_en_de_512 --src-len 20 --tgt-len 20")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--arch", help="a registered preset, e.g. delight_transformer_wmt14_en_de_512")
     src.add_argument("--checkpoint", help="a checkpoint written by fairseq-train")
-    p.add_argument("--vocab", type=int, help="(joined) source dictionary size, default the preset's published one")
-    p.add_argument("--tgt-vocab", type=int, help="target dictionary size when not joined")
-    p.add_argument("--src-len", type=int, default=20)
-    p.add_argument("--tgt-len", type=int, default=20)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. encoder_blocks=4")
+    p.add_argument("--vocab", type=int, help="(joined) source dictionary size (default: the preset's published one)")
+    p.add_argument("--tgt-vocab", type=int, help="target dictionary size when not joined (default: the source's)")
+    p.add_argument("--src-len", type=int, default=20, help="source sentence length (tokens) the MACs are counted for")
+    p.add_argument("--tgt-len", type=int, default=20, help="target sentence length (tokens) the MACs are counted for")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. encoder_blocks=4 (default: none)")
     args = p.parse_args(argv)
     try:
         if args.checkpoint:

@@ -9,6 +9,7 @@ LOG is fairseq's log (``hydra_train.log``, or what fairseq-train printed with
 """
 import argparse
 import re
+import textwrap
 from pathlib import Path
 
 
@@ -89,16 +90,36 @@ def scaling(args):
     print(f"wrote {args.out}")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("curves")
-    s.add_argument("logs", nargs="+")
-    s.add_argument("--out", required=True)
+    curves_example = "python scripts/plot.py curves checkpoints/a/hydra_train.log checkpoints/b/hydra_train.log --out curves.png"
+    scaling_example = "python scripts/plot.py scaling delight_transformer_wmt14_en_de_512 --out scaling.png"
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog=f"example:\n  {curves_example}\n  {scaling_example}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{curves,scaling}")
+    s = sub.add_parser("curves", help="train/valid loss per update of one or more runs", formatter_class=_Help,
+                       description="Train and valid loss per update, one line per run, labelled by the log's file name.",
+                       epilog=f"example:\n  {curves_example}")
+    s.add_argument("logs", nargs="+", help="fairseq logs (hydra_train.log, or fairseq-train --log-format simple output)")
+    s.add_argument("--out", required=True, help="PNG to write")
     s.set_defaults(fn=curves)
-    s = sub.add_parser("scaling")
-    s.add_argument("arch")
-    s.add_argument("--out", required=True)
+    s = sub.add_parser("scaling", help="block-wise scaling of a preset", formatter_class=_Help,
+                       description="Block-wise scaling of a delight_transformer or define_lm preset: each block's DExTra depth and widest layer.",
+                       epilog=f"example:\n  {scaling_example}")
+    s.add_argument("arch", help="a delight_transformer or define_lm preset, e.g. delight_transformer_wmt14_en_de_512")
+    s.add_argument("--out", required=True, help="PNG to write")
     s.set_defaults(fn=scaling)
     args = p.parse_args(argv)
     args.fn(args)

@@ -22,6 +22,7 @@ Generate with ``--remove-bpe`` (or ``--post-process``) so that H-/T- lines are w
 import argparse
 import importlib.util
 import re
+import textwrap
 from pathlib import Path
 
 import sacrebleu
@@ -74,11 +75,25 @@ def scores(ids, hyps, refs, lang, compound=False, raw_refs=None, romanian=False,
     }
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's default where it has one and its help does not say it."""
+
+    def _split_lines(self, text, width):  # no break after a hyphen: en-de, data-bin stay whole
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if default is None or default is False or default is argparse.SUPPRESS or default == [] or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("generate_output")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_Help,
+                                epilog="example:\n  python scripts/score_bleu.py checkpoints/wmt14_en_de-wmt14_en_de_512/generate-test.txt --lang de --compound-split")
+    p.add_argument("generate_output", help="what fairseq-generate printed (S-, T-, H- lines)")
     p.add_argument("--lang", required=True, help="target language (for detokenisation)")
-    p.add_argument("--compound-split", action="store_true")
+    p.add_argument("--compound-split", action="store_true", help="split compounds (##AT##-##AT##) in the tokenised score, as for WMT'14 En-De")
     p.add_argument("--romanian", action="store_true", help="remove Romanian diacritics on both sides (WMT'16 En-Ro)")
     p.add_argument("--raw-ref", help="raw (untokenised) references, one per line, in test-set order")
     p.add_argument("--detokenized", action="store_true",

@@ -251,7 +251,7 @@ SLOW_TESTS = {  # in-process or short-subprocess tests that still take seconds e
     "test_translation_preset_in_bf16_and_fp16_matches_fp32", "test_model_configs_are_generated_from_the_presets",
     "test_a_mutant_is_killed_and_an_equivalent_one_survives",
 }
-SLOW_FILES = {"test_data_prep.py", "test_package.py", "test_resume.py", "test_hostile_data.py", "test_ddp_modules.py",
+SLOW_FILES = {"test_data_prep.py", "test_help.py", "test_package.py", "test_resume.py", "test_hostile_data.py", "test_ddp_modules.py",
               "test_custom_options.py", "test_own_data.py"}
 FAST_ANYWAY = {"test_parallel_tokenisation_and_bpe_equal_one_worker",  # data-prep's text steps, in seconds
                "test_clean_drops_exactly_the_pairs_clean_corpus_n_drops"}

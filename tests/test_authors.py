@@ -16,7 +16,7 @@ from fairseq.data import Dictionary
 
 from conftest import PLUGIN, REPO, run_cli
 from delight_fairseq.checkpoints.convert import build_model, convert_checkpoint, fairseq_cfg, our_name
-from delight_fairseq.models.delight_config import ConfigError
+from delight_fairseq import ConfigError
 from delight_fairseq.checkpoints.safe_load import load_fork_checkpoint
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "authors"

@@ -29,7 +29,7 @@ def test_train_then_generate_learns_the_task(toy_bin, toy_checkpoint):
     hyps, refs = _hypotheses_and_references(out)
     assert len(hyps) == 100  # every test sentence translated, none dropped
     bleu = sacrebleu.corpus_bleu(hyps, [refs]).score
-    assert bleu > 95, f"BLEU {bleu:.1f} after 400 updates"  # the README reports 100
+    assert bleu > 95, f"BLEU {bleu:.1f} after 400 updates"  # the demo reaches 100
     reported = float(re.search(r"BLEU = ([\d.]+)", out).group(1))
     assert abs(reported - bleu) < 0.01  # fairseq's sacrebleu scorer agrees with ours
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import PLUGIN, build_model, make_dictionary, run_cli, tiny_cfg
-from delight_fairseq.models.delight_config import ConfigError
+from delight_fairseq import ConfigError
 
 
 @pytest.mark.parametrize(

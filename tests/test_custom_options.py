@@ -1,4 +1,4 @@
-"""The README's claims about ``data-prep/custom.sh``'s options, each checked by running the
+"""The documented claims about ``data-prep/custom.sh``'s options (README and its --help), each checked by running the
 option (issue #31): ``--max-len`` and ``--ratio`` count SentencePiece pieces (inputs inside the
 limit in pieces and outside it in characters or words, and the reverse), ``--model-type``,
 ``--valid-size`` / ``--test-size`` and the default split (2% of the lines), ``--seed``

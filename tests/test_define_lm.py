@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import build_lm, build_model, lm_cfg, make_dictionary, num_params, tiny_cfg
-from delight_fairseq.models.delight_config import ConfigError
+from delight_fairseq import ConfigError
 from delight_fairseq.models.builders import DeLighTDecoderLayer
 from delight_fairseq.modules import DeFINEEmbedding
 

@@ -70,7 +70,7 @@ def test_the_papers_wikitext103_models_part_by_part(arch):
     context, define, inout = _parts(model)
     assert (context, define, inout, _count(model)) == ours
     # context and input-output are the paper's to 0.01M (they were derived to it); DeFINE's own count
-    # is the nearest our DeFINE gets (scripts/fit_define_sizes.py), its difference is in the README
+    # is the nearest our DeFINE gets (scripts/fit_define_sizes.py), its difference is in docs/define.md
     assert context / 1e6 == pytest.approx(published[0], abs=0.0051)
     assert inout / 1e6 == pytest.approx(published[2], abs=0.0051 if "n128" not in arch else 0.0061)
     if not define:
@@ -80,7 +80,7 @@ def test_the_papers_wikitext103_models_part_by_part(arch):
 def test_penn_treebank_models():
     """Table 1c: AWD-LSTM 24M (24,221,600 on its 10,000 words: ours to the unit) and with DeFINE
     (n 128, k 1024, m 400, N 7) 20M published; AWD-LSTM's own LSTMs are 20.21M, so 20M cannot be
-    reached with its context model (README)."""
+    reached with its context model (docs/define.md)."""
     awd, define = _build("define_lstm_lm_ptb_awd", PTB_WORDS), _build("define_lstm_lm_ptb", PTB_WORDS)
     assert _count(awd) == 24_221_600 and _count(define) == 22_804_144
     assert _parts(awd)[0] == _parts(define)[0] == 20_211_600 > 20e6
@@ -132,6 +132,6 @@ def test_the_papers_translation_models():
 
 
 def test_the_small_presets_sizes():
-    """README: the CPU presets on toy dictionaries (200 words; the translation one 40)."""
+    """docs/define.md: the CPU presets on toy dictionaries (200 words; the translation one 40)."""
     assert _count(_build("define_lstm_lm_small", 200)) == 710_336
     assert _count(_build("define_transformer_xl_small", 200)) == 112_106

@@ -30,7 +30,7 @@ def test_eval_lm_perplexity_shows_the_model_learned(trained_lm, lm_data):
     ppl = float(re.search(r"Perplexity: ([\d.]+)", out).group(1))
     vocab = 208  # 200 words + 4 specials, padded to a multiple of 8
     unigram = _unigram_perplexity(lm_data / "raw" / "train.txt")  # ~154
-    # measured 4.6 (DeFINE + DeLighT), 5.5, 6.0, 5.7: "near 5" (README); the unigram's is ~154
+    # measured 4.6 (DeFINE + DeLighT), 5.5, 6.0, 5.7: near 5; the unigram's is ~154
     assert ppl < 8 and ppl < unigram / 10, f"{name}: test perplexity {ppl} (unigram {unigram:.1f})"
     # the DeFINE embedding cached as one table of its words' vectors (DeFINE Sec. 3.4): the same perplexity
     cached = run_cli("eval_lm", lm_data / "bin", "--user-dir", PLUGIN, "--cpu", "--path", ckpt, "--tokens-per-sample",

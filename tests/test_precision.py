@@ -119,7 +119,7 @@ def test_lm_preset_in_bf16_and_fp16_matches_fp32(arch):
         # The authors' adaptive input starts its later bands at zero: their words reach the
         # embedding DExTra as all-zero vectors, whose LayerNorms (variance 0) multiply the
         # gradient by 1/sqrt(eps) each; the first gradients are ~1e9, beyond float16, so this
-        # model trains from scratch in float32 (the authors') or bfloat16 (README). Once the
+        # model trains from scratch in float32 (the authors') or bfloat16 (docs/training-at-scale.md). Once the
         # bands hold values, as after the first update, float16 is as close as elsewhere.
         # they overflow even at fairseq's smallest loss scale (--min-loss-scale 1e-4), where its
         # scaler gives up as the trainer would (so they overflow at every scale it tries)

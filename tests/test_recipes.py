@@ -124,7 +124,7 @@ def test_linear_schedule_is_the_authors():
     expected = np.concatenate([np.linspace(1e-7, 0.001, 4), np.linspace(0.001, 1e-7, 7)]).tolist() + [1e-7]
     assert lrs == pytest.approx(expected, rel=1e-12)
     assert lrs[3] == pytest.approx(0.001) and lrs[10] == pytest.approx(1e-7)
-    from delight_fairseq.models.delight_config import ConfigError
+    from delight_fairseq import ConfigError
 
     with pytest.raises(ConfigError, match="larger than --warmup-updates"):
         LinearSchedule(LinearScheduleConfig(warmup_updates=10, lr=[0.001], max_update=10), opt)

@@ -63,7 +63,7 @@ def test_evaluate_translation_averages_and_scores(toy_bin, toy_checkpoint, tmp_p
     assert "averaged 3 checkpoints" in proc.stdout and "sentences 100" in proc.stdout
     detok = float(re.search(r"BLEU \(detokenised, sacrebleu\) ([\d.]+)", proc.stdout).group(1))
     tok = float(re.search(r"BLEU \(tokenised\) ([\d.]+)", proc.stdout).group(1))
-    assert detok > 95 and tok > 95  # the demo's model: BLEU 100 (README)
+    assert detok > 95 and tok > 95  # the demo's model: BLEU 100
 
 
 def test_evaluate_scores_checkpoint_best_for_wmt(toy_bin, toy_checkpoint):

@@ -9,7 +9,7 @@ import torch
 from conftest import REPO
 from delight_fairseq.analysis.sweep import Job, format_table, published, swept
 
-UNIGRAM_PPL = 154  # the toy corpus's unigram perplexity (scripts/make_toy_lm_data.py, README)
+UNIGRAM_PPL = 154  # the toy corpus's unigram perplexity (scripts/make_toy_lm_data.py)
 
 
 def test_table_lists_only_the_swept_settings(tmp_path):

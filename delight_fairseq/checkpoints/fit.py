@@ -35,10 +35,3 @@ def check_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor], tables: D
             "checkpoint; drop --arch/model overrides that change sizes)"
         )
 
-
-def check_lm_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
-    """``check_fits`` for a language model: its dictionary is the rows of the decoder's lookup
-    (a plain one, or the map under DeFINE / DExTra; adaptive inputs are checked by shape)."""
-    own = model.state_dict()
-    table = next((k for k in ("decoder.embed_tokens.weight", "decoder.embed_tokens.table.weight") if k in own), None)
-    check_fits(model, state, {"dictionary": table} if table else {})

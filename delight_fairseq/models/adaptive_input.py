@@ -91,3 +91,13 @@ def check_adaptive(cfg, vocab_size: int) -> List[str]:
         elif cfg.adaptive_input_factor != cfg.adaptive_softmax_factor:
             errors.append(f"{tie} needs {option_flag('adaptive_input_factor')} == {option_flag('adaptive_softmax_factor')}")
     return errors
+
+
+def build_adaptive_input(cfg, dictionary, output_dim: int) -> AdaptiveInput:
+    """``--adaptive-input-style``'s adaptive input over ``dictionary``: bands
+    ``--decoder-input-dim`` wide (divided by ``--adaptive-input-factor`` band by band), each
+    projected to ``output_dim``."""
+    return ADAPTIVE_INPUTS[cfg.adaptive_input_style](
+        len(dictionary), dictionary.pad(), cfg.decoder_input_dim, cfg.adaptive_input_factor, output_dim,
+        cutoffs(cfg.adaptive_input_cutoff), getattr(cfg, "quant_noise_pq", 0.0), getattr(cfg, "quant_noise_pq_block_size", 8),
+    )

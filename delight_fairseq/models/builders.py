@@ -163,6 +163,14 @@ def embedding_dropout(cfg) -> nn.Module:
     return nn.Dropout(cfg.dropout) if cfg.pos_dropout is None else SequenceDropout(cfg.pos_dropout)
 
 
+def output_projection(in_dim: int, out_dim: int) -> nn.Linear:
+    """``in_dim -> out_dim`` before a tied output layer whose table is ``out_dim`` wide: no
+    bias, Xavier-uniform, as the authors' and fairseq's ``project_out_dim``."""
+    projection = nn.Linear(in_dim, out_dim, bias=False)
+    nn.init.xavier_uniform_(projection.weight)
+    return projection
+
+
 def build_positions(embed_dim: int, padding_idx: int, max_positions: int) -> SinusoidalPositionalEmbedding:
     return SinusoidalPositionalEmbedding(embed_dim, padding_idx, init_size=max_positions + padding_idx + 1)
 

@@ -19,7 +19,6 @@ input/softmax and their tying, positions, layerdrop, …) and the decoder is fai
 Every model is pre-norm (``decoder_normalize_before``), as fairseq's ``transformer_lm``.
 """
 import re
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -31,13 +30,14 @@ from fairseq.models.transformer_lm import TransformerLanguageModel, TransformerL
 
 from ..modules import SequenceDropout
 from ..modules.delight_embedding import MappedEmbedding
-from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, ADAPTIVE_INPUTS, check_adaptive, cutoffs
+from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, build_adaptive_input, check_adaptive
+from .base import PluginModel
 from .builders import (
-    BlockStack, DeLighTDecoderLayer, cache_word_embeddings, checkpointed, expanded_embedding, lookup_table, preset_arch,
+    BlockStack, DeLighTDecoderLayer, cache_word_embeddings, checkpointed, expanded_embedding, lookup_table,
+    option_flag, output_projection, preset_arch,
 )
-from ..checkpoints.fit import check_lm_fits
-from .delight_config import (
-    ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, _flag, check_activation, check_define,
+from .options import (
+    ACTIVATION_CHOICES, DeFINEConfig, DExTraOptions, EmbeddingOptions, check_activation, check_define,
     check_dropouts, check_embedding, check_embedding_dropouts, raise_if,
 )
 
@@ -71,12 +71,12 @@ def validate_lm_config(cfg, vocab_size: int) -> None:
     errors += check_embedding_dropouts(cfg)
     if cfg.define_embedding or cfg.delight_embedding or cfg.block_type == "delight":
         errors += check_activation(cfg, "delight_activation_fn")
-    errors += check_define(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
+    errors += check_define(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, option_flag("decoder_embed_dim"))
     if cfg.define_embedding and cfg.delight_embedding:
-        errors.append(f"{_flag('define_embedding')} and {_flag('delight_embedding')} are two expansions of the same "
+        errors.append(f"{option_flag('define_embedding')} and {option_flag('delight_embedding')} are two expansions of the same "
                       "map: choose one")
     if cfg.delight_embedding:
-        errors += check_embedding(cfg, cfg.decoder_embed_dim, lm_stack(cfg), _flag("decoder_embed_dim"))
+        errors += check_embedding(cfg, cfg.decoder_embed_dim, lm_stack(cfg), option_flag("decoder_embed_dim"))
     errors += check_adaptive(cfg, vocab_size)
     if cfg.block_type == "delight":
         errors += lm_stack(cfg).errors()
@@ -100,11 +100,7 @@ def build_lm_embedding(cfg, dictionary) -> nn.Module:
     n = cfg.decoder_input_dim
     expanded = cfg.define_embedding or cfg.delight_embedding
     if cfg.adaptive_input:
-        table = ADAPTIVE_INPUTS[cfg.adaptive_input_style](
-            len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor,
-            n if expanded else cfg.decoder_embed_dim, cutoffs(cfg.adaptive_input_cutoff),
-            cfg.quant_noise_pq, cfg.quant_noise_pq_block_size,
-        )
+        table = build_adaptive_input(cfg, dictionary, n if expanded else cfg.decoder_embed_dim)
     else:
         table = lookup_table(dictionary, n)
     if expanded:
@@ -131,8 +127,7 @@ class DefineLMDecoder(TransformerDecoderBase):
             self.dropout_module = SequenceDropout(cfg.pos_dropout)
         if self.project_out_dim is None and self.embed_dim != self.output_embed_dim:
             # fairseq skips this projection when tying adaptive weights; DeFINE needs it
-            self.project_out_dim = nn.Linear(self.embed_dim, self.output_embed_dim, bias=False)
-            nn.init.xavier_uniform_(self.project_out_dim.weight)
+            self.project_out_dim = output_projection(self.embed_dim, self.output_embed_dim)
 
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         if self._blocks is None:
@@ -141,21 +136,19 @@ class DefineLMDecoder(TransformerDecoderBase):
 
 
 @register_model("define_lm", dataclass=DefineLMConfig)
-class DefineLanguageModel(TransformerLanguageModel):
+class DefineLanguageModel(PluginModel, TransformerLanguageModel):
+    config_class = DefineLMConfig
+
     @classmethod
     def build_model(cls, cfg, task):
-        if isinstance(cfg, Namespace):  # fairseq's legacy API (parse_args_and_arch without Hydra)
-            cfg = DefineLMConfig.from_namespace(cfg)
+        cfg = cls.config(cfg)
         validate_lm_config(cfg, len(task.source_dictionary))
         embed_tokens = build_lm_embedding(cfg, task.source_dictionary)
         return cache_word_embeddings(cls(DefineLMDecoder(cfg, task.target_dictionary, embed_tokens)), cfg)
 
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+    def upgrade_names(self, state_dict):
         # before 0.1.0's builders, a DeLighT block sat one module deeper (decoder.layers.N.block.*)
-        state_dict = {re.sub(r"^(decoder\.layers\.\d+\.)block\.", r"\1", k): v for k, v in state_dict.items()}
-        if strict:
-            check_lm_fits(self, state_dict)
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        return {re.sub(r"^(decoder\.layers\.\d+\.)block\.", r"\1", k): v for k, v in state_dict.items()}
 
 
 WIKITEXT103 = dict(

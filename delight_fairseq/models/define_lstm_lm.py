@@ -1,6 +1,6 @@
 """``define_lstm_lm``: LSTM language models with a selectable input embedding: a lookup,
 an adaptive input (Baevski & Auli, 2019), or DeFINE over either (Mehta et al., ICLR 2020,
-Sec. 4.1, the LSTM rows of Table 1 and the AWD-LSTM rows of Table 3); and AWD-LSTM's
+Sec. 4.1, the LSTM rows of Table 1a and the AWD-LSTM rows of Table 1c); and AWD-LSTM's
 regularisers (Merity et al., 2018: weight-dropped ``W_hh``, locked dropout, embedding
 dropout; ``modules/awd.py``).
 
@@ -13,7 +13,6 @@ fairseq's, it carries no hidden state from one training segment to the next.
 Legend: ``B`` batch, ``T`` length, ``V`` vocabulary, ``n`` map dim, ``d`` LSTM input dim,
 ``H`` hidden size, ``O`` width of the last LSTM layer.
 """
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -26,10 +25,10 @@ from omegaconf import II
 
 from ..modules.awd import LockedDropout, WeightDropLSTM, word_dropout
 from ..modules.delight_embedding import MappedEmbedding
-from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, ADAPTIVE_INPUTS, check_adaptive, cutoffs
-from .builders import cache_word_embeddings, define_embedding, preset_arch
-from ..checkpoints.fit import check_lm_fits
-from .delight_config import DeFINEHostOptions, _flag, check_define_host, check_dropouts, raise_if
+from .adaptive_input import ADAPTIVE_INPUT_HELP, ADAPTIVE_INPUT_STYLES, build_adaptive_input, check_adaptive, cutoffs
+from .base import PluginModel
+from .builders import cache_word_embeddings, define_embedding, option_flag, output_projection, preset_arch
+from .options import DeFINEHostOptions, check_define_host, check_dropouts, raise_if
 
 DROPOUTS = ("dropout", "dropout_input", "dropout_hidden", "weight_drop", "embed_word_dropout", "define_dropout",
             "adaptive_softmax_dropout")
@@ -78,17 +77,17 @@ def validate_lstm_config(cfg, vocab_size: int) -> None:
     errors = check_dropouts(cfg, DROPOUTS)
     for name in ("decoder_input_dim", "decoder_embed_dim", "decoder_hidden_size", "decoder_layers"):
         if getattr(cfg, name) < 1:
-            errors.append(f"{_flag(name)} must be >= 1, got {getattr(cfg, name)}")
+            errors.append(f"{option_flag(name)} must be >= 1, got {getattr(cfg, name)}")
     if cfg.decoder_output_dim is not None and cfg.decoder_output_dim < 1:
-        errors.append(f"{_flag('decoder_output_dim')} must be >= 1, got {cfg.decoder_output_dim}")
+        errors.append(f"{option_flag('decoder_output_dim')} must be >= 1, got {cfg.decoder_output_dim}")
     if cfg.define_embedding:
-        errors += check_define_host(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, _flag("decoder_embed_dim"))
+        errors += check_define_host(cfg, cfg.decoder_input_dim, cfg.decoder_embed_dim, option_flag("decoder_embed_dim"))
     errors += check_adaptive(cfg, vocab_size)
     if cfg.output_bias and cfg.adaptive_softmax_cutoff:
-        errors.append(f"{_flag('output_bias')} is for a full softmax: the adaptive softmax has none")
+        errors.append(f"{option_flag('output_bias')} is for a full softmax: the adaptive softmax has none")
     if cfg.share_decoder_input_output_embed and cfg.adaptive_input:
-        errors.append(f"{_flag('share_decoder_input_output_embed')} ties a lookup: with {_flag('adaptive_input')} "
-                      f"use {_flag('tie_adaptive_weights')}")
+        errors.append(f"{option_flag('share_decoder_input_output_embed')} ties a lookup: with {option_flag('adaptive_input')} "
+                      f"use {option_flag('tie_adaptive_weights')}")
     raise_if(errors, "define_lstm_lm")
 
 
@@ -96,9 +95,7 @@ def build_lstm_embedding(cfg, dictionary) -> nn.Module:
     """Tokens ``B x T`` -> ``B x T x d``: a lookup, an adaptive input, or DeFINE over one."""
     n, d = cfg.decoder_input_dim, cfg.decoder_embed_dim
     if cfg.adaptive_input:
-        table = ADAPTIVE_INPUTS[cfg.adaptive_input_style](
-            len(dictionary), dictionary.pad(), n, cfg.adaptive_input_factor, n if cfg.define_embedding else d,
-            cutoffs(cfg.adaptive_input_cutoff), 0.0, 8)
+        table = build_adaptive_input(cfg, dictionary, n if cfg.define_embedding else d)
     else:
         table = nn.Embedding(len(dictionary), n, padding_idx=dictionary.pad())
         nn.init.uniform_(table.weight, -0.1, 0.1)  # AWD-LSTM's initialisation
@@ -143,8 +140,7 @@ class DefineLSTMDecoder(FairseqIncrementalDecoder):
         tied = cfg.tie_adaptive_weights or cfg.share_decoder_input_output_embed
         logit_dim = self.table.embedding_dim if tied else out_dim  # n: the width of the tied table's output
         if logit_dim != out_dim:  # O -> n before the tied output layer
-            self.output_proj = nn.Linear(out_dim, logit_dim, bias=False)
-            nn.init.xavier_uniform_(self.output_proj.weight)
+            self.output_proj = output_projection(out_dim, logit_dim)
         if cfg.adaptive_softmax_cutoff:
             self.adaptive_softmax = AdaptiveSoftmax(
                 len(dictionary), logit_dim, cutoffs(cfg.adaptive_softmax_cutoff), dropout=cfg.adaptive_softmax_dropout,
@@ -222,19 +218,15 @@ class DefineLSTMDecoder(FairseqIncrementalDecoder):
 
 
 @register_model("define_lstm_lm", dataclass=DefineLSTMLMConfig)
-class DefineLSTMLanguageModel(FairseqLanguageModel):
+class DefineLSTMLanguageModel(PluginModel, FairseqLanguageModel):
+    config_class = DefineLSTMLMConfig
+
     @classmethod
     def build_model(cls, cfg, task):
-        if isinstance(cfg, Namespace):  # fairseq's legacy API (parse_args_and_arch without Hydra)
-            cfg = DefineLSTMLMConfig.from_namespace(cfg)
+        cfg = cls.config(cfg)
         validate_lstm_config(cfg, len(task.source_dictionary))
         decoder = DefineLSTMDecoder(cfg, task.target_dictionary, build_lstm_embedding(cfg, task.source_dictionary))
         return cache_word_embeddings(cls(decoder), cfg)
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        if strict:
-            check_lm_fits(self, state_dict)
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 # AWD-LSTM on Penn Treebank (Merity et al., 2018; their PTB command): 3 layers, H 1150, the

@@ -1,5 +1,5 @@
 """``define_transformer``: fairseq's ``transformer`` for translation whose input embeddings
-are DeFINE (Mehta et al., ICLR 2020, Sec. 4.2, Table 4): a ``V x n`` lookup, a
+are DeFINE (Mehta et al., ICLR 2020, Sec. 4.2, Table 3): a ``V x n`` lookup, a
 hierarchical group transform ``n -> k`` and a reduction ``k -> d``; the tied output layer
 projects the decoder's ``d`` features to ``n`` (``d -> n``, without bias) and takes logits
 against the same ``V x n`` table.
@@ -22,8 +22,9 @@ from fairseq.models.transformer.transformer_legacy import base_architecture, tra
 from fairseq.utils import safe_getattr
 from omegaconf import OmegaConf
 
-from .builders import cache_word_embeddings, define_embedding, lookup_table, preset_arch
-from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
+from .base import PluginModel
+from .builders import cache_word_embeddings, define_embedding, lookup_table, option_flag, preset_arch
+from .options import DeFINEHostOptions, check_define_host, raise_if
 
 
 @dataclass
@@ -40,7 +41,10 @@ def define_defaults(args) -> None:
 
 
 @register_model("define_transformer")
-class DefineTransformerModel(TransformerModel):
+class DefineTransformerModel(PluginModel, TransformerModel):
+    """fairseq's argparse ``transformer`` (its options, presets and Namespace config: the one
+    model here without a dataclass, as fairseq's own) with DeFINE embeddings."""
+
     @classmethod
     def add_args(cls, parser):
         super().add_args(parser)
@@ -57,7 +61,7 @@ class DefineTransformerModel(TransformerModel):
             errors = []
             for side in ("encoder", "decoder"):
                 errors += check_define_host(args, args.define_map_dim, getattr(args, f"{side}_embed_dim"),
-                                            _flag(f"{side}_embed_dim"))
+                                            option_flag(f"{side}_embed_dim"))
             raise_if(errors, "define_transformer")
             args.no_scale_embedding = True  # the map scales its own lookup by sqrt(n)
             if args.share_all_embeddings or args.share_decoder_input_output_embed:
@@ -74,7 +78,7 @@ class DefineTransformerModel(TransformerModel):
         return define_embedding(args, table, embed_dim, args.define_activation_fn, args.define_dropout)
 
 
-# The DeFINE paper's WMT'14 En-De systems (Table 4): the Transformer base (fairseq's
+# The DeFINE paper's WMT'14 En-De systems (Table 3): the Transformer base (fairseq's
 # transformer_wmt_en_de: d 512, FFN 2048, 6 + 6 layers, 8 heads, dropout 0.1, one joined
 # dictionary shared by encoder, decoder and output), and the same with DeFINE embeddings
 # n 128 -> k 1024 -> d 512 over N = 3 layers (4, 2, 1 groups).

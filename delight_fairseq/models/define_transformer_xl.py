@@ -1,6 +1,6 @@
 """``define_transformer_xl``: fairseq's Transformer-XL (``examples/truncated_bptt``, which
 wraps Hugging Face's ``TransfoXLLMHeadModel``; trained with ``--task truncated_bptt_lm``)
-with DeFINE input embeddings (Mehta et al., ICLR 2020, Table 1, Transformer-XL rows).
+with DeFINE input embeddings (Mehta et al., ICLR 2020, Table 2).
 
 Without ``--define-embedding`` it is fairseq's ``transformer_xl`` with one more option,
 ``--d-embed`` (``n``): every word is looked up ``n`` wide and projected ``n -> d`` (the
@@ -21,12 +21,11 @@ from fairseq.examples.truncated_bptt.transformer_xl_model import (
     TransformerXLConfig, TransformerXLDecoder, TransformerXLLanguageModel,
 )
 from fairseq.models import FairseqIncrementalDecoder, register_model, register_model_architecture
-from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
 from ..modules.errors import ConfigError
-from .builders import cache_word_embeddings, define_embedding, preset_arch
-from ..checkpoints.fit import check_fits
-from .delight_config import DeFINEHostOptions, _flag, check_define_host, raise_if
+from .base import PluginModel
+from .builders import cache_word_embeddings, checkpointed, define_embedding, option_flag, preset_arch
+from .options import DeFINEHostOptions, check_define_host, raise_if
 
 TRANSFORMERS_NEEDED = ("define_transformer_xl needs Hugging Face transformers with Transformer-XL (>= 4.30, < 4.36: "
                        "4.36 moved it to models/deprecated/, 5.0 removed it): pip install 'transformers>=4.30,<4.36'")
@@ -94,10 +93,9 @@ class DefineTransformerXLDecoder(TransformerXLDecoder):
         self.model = TransfoXLLMHeadModel(config)
         if cfg.define_embedding:
             self._use_define(cfg, config, TransfoXLLMHeadModel)
-        if cfg.checkpoint_activations or cfg.offload_activations:
-            layers = self.model.transformer.layers
-            for i in range(len(layers)):
-                layers[i] = checkpoint_wrapper(layers[i], offload_to_cpu=cfg.offload_activations)
+        layers = self.model.transformer.layers
+        for i in range(len(layers)):
+            layers[i] = checkpointed(layers[i], cfg)
         self._mems = None
 
     def _use_define(self, cfg, config, model_cls):
@@ -120,21 +118,16 @@ class DefineTransformerXLDecoder(TransformerXLDecoder):
 
 
 @register_model("define_transformer_xl", dataclass=DefineTransformerXLConfig)
-class DefineTransformerXLLanguageModel(TransformerXLLanguageModel):
+class DefineTransformerXLLanguageModel(PluginModel, TransformerXLLanguageModel):
     @classmethod
     def build_model(cls, cfg, task):
         errors = []
         if cfg.define_embedding:
             if cfg.div_val != 1:
-                errors.append(f"{_flag('define_embedding')} expands one n-wide lookup: set {_flag('div_val')} 1")
-            errors += check_define_host(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, _flag("d_model"))
+                errors.append(f"{option_flag('define_embedding')} expands one n-wide lookup: set {option_flag('div_val')} 1")
+            errors += check_define_host(cfg, cfg.d_embed or cfg.d_model, cfg.d_model, option_flag("d_model"))
         raise_if(errors, "define_transformer_xl")
         return cache_word_embeddings(cls(DefineTransformerXLDecoder(cfg, task)), cfg)
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        if strict:
-            check_fits(self, state_dict, {})
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 # DeFINE paper, Table 2 (WikiText-103, Transformer-XL), sizes derived to its counts: 16 layers

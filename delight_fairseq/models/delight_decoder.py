@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from fairseq.models import FairseqIncrementalDecoder
 
 from ..modules.norm_act import build_norm
-from .builders import DeLighTDecoderLayer, build_positions, checkpointed, embedding_dropout
-from .delight_config import block_configs
-from .delight_encoder import build_embedding
+from .builders import DeLighTDecoderLayer, build_positions, checkpointed, embedding_dropout, output_projection
+from .delight_config import block_configs, embedding
 
 
 class DeLighTDecoder(FairseqIncrementalDecoder):
@@ -25,7 +24,7 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         self.embed_dim = cfg.decoder_embed_dim
         self.padding_idx = dictionary.pad()
         self.max_target_positions = cfg.max_target_positions
-        self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
+        self.embed_tokens = embedding(cfg, table, self.embed_dim)
         self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_target_positions)
         self.layers = nn.ModuleList(
@@ -35,8 +34,7 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
         self.layer_norm = build_norm(cfg.norm_type, self.embed_dim) if cfg.normalize_before else None
         self.output_proj = None  # C -> E, as the authors only where the widths differ
         if self.embed_dim != table.embedding_dim:
-            self.output_proj = nn.Linear(self.embed_dim, table.embedding_dim, bias=False)
-            nn.init.xavier_uniform_(self.output_proj.weight)
+            self.output_proj = output_projection(self.embed_dim, table.embedding_dim)
         self.output_weight = None
         if not tie_output:
             self.output_weight = nn.Parameter(torch.empty(len(dictionary), table.embedding_dim))  # V x E

@@ -10,14 +10,8 @@ from fairseq.models import FairseqEncoder
 
 from ..modules import DeLighTLayer
 from ..modules.norm_act import build_norm
-from .builders import build_positions, checkpointed, embedding_dropout, expanded_embedding
-from .delight_config import block_configs, stack
-
-
-def build_embedding(cfg, table: nn.Embedding, embed_dim: int) -> nn.Module:
-    """The encoder's or decoder's own expansion (the authors' DExTra, or DeFINE with
-    ``--define-embedding``) over a (possibly shared) table: tokens -> ``B x T x C``."""
-    return expanded_embedding(cfg, table, embed_dim, stack(cfg, "decoder"), cfg.activation_fn, cfg.norm_type)
+from .builders import build_positions, checkpointed, embedding_dropout
+from .delight_config import block_configs, embedding
 
 
 class DeLighTEncoder(FairseqEncoder):
@@ -26,7 +20,7 @@ class DeLighTEncoder(FairseqEncoder):
         self.embed_dim = cfg.encoder_embed_dim
         self.padding_idx = dictionary.pad()
         self.max_source_positions = cfg.max_source_positions
-        self.embed_tokens = build_embedding(cfg, table, self.embed_dim)
+        self.embed_tokens = embedding(cfg, table, self.embed_dim)
         self.embed_dropout = embedding_dropout(cfg)
         self.embed_positions = build_positions(self.embed_dim, self.padding_idx, cfg.max_source_positions)
         self.layers = nn.ModuleList(checkpointed(DeLighTLayer(c), cfg) for c in block_configs(cfg, "encoder"))

@@ -2,28 +2,28 @@
 its named presets at the published sizes.
 
 Every preset sets only what differs from ``DeLighTTransformerConfig``; the table
-``PRESETS`` is also what the README and the parameter-count tests read.
+``PRESETS`` is also what docs/models.md and the parameter-count tests read.
 """
-from argparse import Namespace
 from dataclasses import dataclass
 from typing import Dict, Optional
 
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 
-from ..checkpoints.fit import check_fits
 from ..modules.errors import ConfigError
 from .delight_config import DeLighTTransformerConfig, validate_config
 from .delight_decoder import DeLighTDecoder
+from .base import PluginModel
 from .builders import cache_word_embeddings, lookup_table, preset_arch
 from .delight_encoder import DeLighTEncoder
 
 
 @register_model("delight_transformer", dataclass=DeLighTTransformerConfig)
-class DeLighTTransformerModel(FairseqEncoderDecoderModel):
+class DeLighTTransformerModel(PluginModel, FairseqEncoderDecoderModel):
+    config_class = DeLighTTransformerConfig
+
     @classmethod
     def build_model(cls, cfg: DeLighTTransformerConfig, task):
-        if isinstance(cfg, Namespace):  # fairseq's legacy API (parse_args_and_arch without Hydra)
-            cfg = DeLighTTransformerConfig.from_namespace(cfg)
+        cfg = cls.config(cfg)
         validate_config(cfg)
         src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
         if cfg.share_all_embeddings and src_dict != tgt_dict:
@@ -37,14 +37,6 @@ class DeLighTTransformerModel(FairseqEncoderDecoderModel):
         tie = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
         model = cls(DeLighTEncoder(cfg, src_dict, enc_table), DeLighTDecoder(cfg, tgt_dict, dec_table, tie_output=tie))
         return cache_word_embeddings(model, cfg)
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        if strict:
-            check_fits(self, state_dict, {
-                "source dictionary": "encoder.embed_tokens.table.weight",
-                "target dictionary": "decoder.embed_tokens.table.weight",
-            })
-        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
 
 @dataclass(frozen=True)
@@ -85,7 +77,7 @@ class Preset:
 
 
 # Dictionary sizes: WMT'14 En-De is the authors' joined dictionary (their data-prep); En-Fr and En-Ro
-# are the sizes (multiples of 8) that give every published count of their table (README).
+# are the sizes (multiples of 8) that give every published count of their table (docs/models.md, "Dictionary sizes").
 WMT14_EN_DE_VOCAB, WMT14_EN_FR_VOCAB, WMT16_EN_RO_VOCAB = 43736, 44512, 34968
 TO_10K = 10_000  # a count published to 0.01M
 # IWSLT'14 De-En: fairseq's prepare-iwslt14.sh (10k BPE), separate dictionaries.
@@ -115,7 +107,7 @@ PRESETS: Dict[str, Preset] = {
     "delight_transformer_wmt16_en_ro_384": Preset(384, 0.11, 0.04, WMT16_EN_RO_VOCAB, 22_120_000, 34.3, params_unit=TO_10K, dextra_dropout=0.08),
     # IWSLT'14 De-En: the authors' posted command (their issue #8): d_m 384, N 3 -> 9, w_m 1,
     # --share-decoder-input-output-embed, separate dictionaries; 19,238,776 params by their
-    # code. The paper's 35.3 BLEU at "~30M" comes from no published command (README).
+    # code. The paper's 35.3 BLEU at "~30M" comes from no published command (docs/models.md, "Presets").
     "delight_transformer_iwslt_de_en": Preset(
         384, 0.23, 0.08, IWSLT14_DE_VOCAB, 19_238_776, 35.3, dextra_dropout=0.08,
         min_depth=3, max_depth=9, width_mult=1.0, tgt_vocab=IWSLT14_EN_VOCAB,
