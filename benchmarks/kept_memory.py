@@ -47,7 +47,6 @@ def _strip_savings(variant: str) -> Callable[[], ContextManager]:
     from delight_fairseq.modules.recompute import keeping_copies
 
     if variant == "no recipes, no lean GLT":
-        group_linear.GroupLinear.finish_recomputable = lambda self: False  # no norm inside the next map
         group_linear.GroupLinear.recompute = property(lambda self: False, lambda self, v: None)
     return keeping_copies if variant in ("no recipes", "no recipes, no lean GLT") else nullcontext
 

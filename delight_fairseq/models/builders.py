@@ -196,15 +196,15 @@ class DeLighTDecoderLayer(DeLighTLayer):
     ``encoder_dim``) and the language model's (fairseq's ``TransformerDecoderBase``)."""
 
     def forward(self, x, encoder_out=None, encoder_padding_mask=None, incremental_state=None,
-                self_attn_mask=None, self_attn_padding_mask=None, made=None, return_context=False, **unused):
+                self_attn_mask=None, self_attn_padding_mask=None, x_kept_once=None, return_context=False, **unused):
         """``x``: ``T x B x C``; the block masks the future itself (``self_attn_mask`` is
         that same causal mask). Returns ``(T x B x C, None, None)`` as fairseq's layers; with
-        ``return_context`` (``made``: see ``DeLighTLayer.forward``) ``(T x B x C, context)``."""
+        ``return_context`` (``x_kept_once``: see ``DeLighTLayer.forward``) ``(T x B x C, context)``."""
         cache = None
         if incremental_state is not None:
             cache = self.get_incremental_state(incremental_state, "cache") or {}
         out = super().forward(x, padding_mask=self_attn_padding_mask, causal=True, encoder_out=encoder_out,
-                              encoder_padding_mask=encoder_padding_mask, cache=cache, made=made,
+                              encoder_padding_mask=encoder_padding_mask, cache=cache, x_kept_once=x_kept_once,
                               return_context=return_context)
         if cache is not None:
             self.set_incremental_state(incremental_state, "cache", cache)

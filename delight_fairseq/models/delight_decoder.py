@@ -66,10 +66,10 @@ class DeLighTDecoder(FairseqIncrementalDecoder):
             if len(encoder_out["encoder_padding_mask"]) > 0 and encoder_out["encoder_padding_mask"][0].any():
                 enc_mask = encoder_out["encoder_padding_mask"][0]  # B x S
         inner_states = [x]
-        made = None  # each block's DExTra keeps no copy of the previous block's output (DeLighTLayer)
+        kept_once = None  # each block's DExTra keeps no copy of the previous block's output (DeLighTLayer)
         for layer in self.layers:
-            x, made = layer(x, encoder_out=enc, encoder_padding_mask=enc_mask, incremental_state=incremental_state,
-                            made=made, return_context=True)
+            x, kept_once = layer(x, encoder_out=enc, encoder_padding_mask=enc_mask, incremental_state=incremental_state,
+                            x_kept_once=kept_once, return_context=True)
             inner_states.append(x)
         if self.layer_norm is not None:
             x = self.layer_norm(x)

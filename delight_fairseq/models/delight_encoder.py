@@ -34,9 +34,9 @@ class DeLighTEncoder(FairseqEncoder):
         x = x.transpose(0, 1)  # B x S x C -> S x B x C
         mask = padding_mask if padding_mask.any() else None
         states = [x] if return_all_hiddens else []
-        made = None  # each block's DExTra keeps no copy of the previous block's output (DeLighTLayer)
+        kept_once = None  # each block's DExTra keeps no copy of the previous block's output (DeLighTLayer)
         for layer in self.layers:
-            x, made = layer(x, padding_mask=mask, made=made, return_context=True)
+            x, kept_once = layer(x, padding_mask=mask, x_kept_once=kept_once, return_context=True)
             if return_all_hiddens:
                 states.append(x)
         if self.layer_norm is not None:

@@ -19,28 +19,21 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .norm_act import check_dropout
+from .sequence_dropout import SequenceDropout, sequence_dropout
 
 State = Tuple[torch.Tensor, torch.Tensor]  # (h, c), each 1 x B x H
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``x``: ``T x B x C``; one ``1 x B x C`` mask for every time step."""
-    if not training or p == 0.0:
-        return x
-    mask = x.new_empty(1, x.size(1), x.size(2)).bernoulli_(1.0 - p) / (1.0 - p)
-    return x * mask
+    """``x``: ``T x B x C``; one ``1 x B x C`` mask for every time step (``sequence_dropout``)."""
+    return sequence_dropout(x, p, training, time_dim=0)
 
 
-class LockedDropout(nn.Module):
+class LockedDropout(SequenceDropout):
+    """``locked_dropout`` as a module: ``T x B x C`` in and out."""
+
     def __init__(self, p: float):
-        super().__init__()
-        self.p = check_dropout(p, "locked dropout")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return locked_dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        super().__init__(p, time_dim=0, what="locked dropout")
 
 
 def word_dropout(x: torch.Tensor, tokens: torch.Tensor, p: float, training: bool) -> torch.Tensor:

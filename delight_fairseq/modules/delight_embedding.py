@@ -20,35 +20,13 @@ import torch.nn as nn
 from .errors import ConfigError
 from .dextra import DExTra, DExTraConfig
 from .norm_act import check_dropout
+from .sequence_dropout import sequence_dropout
 
 
 class CacheInTraining(ConfigError):
     def __init__(self):
         super().__init__("the word embeddings are cached (cache_embeddings, DeFINE Sec. 3.4): that is for inference; "
                          "train without it")
-
-
-def sequence_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout with one mask per sequence shared by all time steps (variational
-    dropout). ``x``: ``B x T x C``."""
-    if not training or p == 0.0:
-        return x
-    mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1.0 - p) / (1.0 - p)  # B x 1 x C
-    return x * mask
-
-
-class SequenceDropout(nn.Module):
-    """``sequence_dropout`` as a module: ``B x T x C`` in and out."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = check_dropout(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sequence_dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class MappedEmbedding(nn.Module):

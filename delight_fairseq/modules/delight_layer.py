@@ -65,26 +65,6 @@ class DeLighTLayer(nn.Module):
         self.ffn = LightFFN(c, cfg.ffn_reduction, cfg.activation, cfg.activation_dropout)
         self.ffn_norm = build_norm(cfg.norm, c)
 
-    @staticmethod
-    def _normed(x: torch.Tensor, norm: nn.Module) -> Tuple[torch.Tensor, ContextManager]:
-        """``norm(x)`` and the context to run its consumer in: the consumer does not keep its own
-        copy of ``norm(x)`` for backward (recomputed there from ``x``, which the norm keeps)."""
-        y = norm(x)
-        # decided here, not inside ``recomputed``: without gradients (a checkpointed block's first pass)
-        # the context must be a plain one, which the next block's recomputation in backward re-enters
-        return y, (recomputed(y, lambda: norm(x)) if torch.is_grad_enabled() else nullcontext())
-
-    def _in(self, x: torch.Tensor, norm: nn.Module, made: ContextManager) -> Tuple[torch.Tensor, ContextManager]:
-        """A sub-layer's input and the context to run it in: normalised here in pre-norm blocks; in
-        post-norm blocks ``x`` is the previous sub-layer's output and ``made`` its context."""
-        return self._normed(x, norm) if self.normalize_before else (x, made)
-
-    def _out(self, residual: torch.Tensor, h: torch.Tensor, norm: nn.Module, p: float
-             ) -> Tuple[torch.Tensor, ContextManager]:
-        """dropout -> + residual -> norm (post-norm blocks); with the next sub-layer's context."""
-        x = residual + F.dropout(h, p=p, training=self.training)
-        return (x, nullcontext()) if self.normalize_before else self._normed(x, norm)
-
     def forward(
         self,
         x: torch.Tensor,
@@ -93,39 +73,65 @@ class DeLighTLayer(nn.Module):
         encoder_out: Optional[torch.Tensor] = None,
         encoder_padding_mask: Optional[torch.Tensor] = None,
         cache: Optional[Dict[str, Dict[str, torch.Tensor]]] = None,
-        made: Optional[ContextManager] = None,
+        x_kept_once: Optional[ContextManager] = None,
         return_context: bool = False,
     ):
         """``x``: ``T x B x C``; ``padding_mask``: ``B x T``; ``encoder_out``:
         ``S x B x C_enc``; ``encoder_padding_mask``: ``B x S``; ``cache``: per-block
-        incremental state (``{'self': {...}, 'cross': {...}}``). Returns ``T x B x C``.
+        incremental state (``{'self': {...}, 'cross': {...}}``). Returns ``T x B x C`` (with
+        ``return_context``, and the context in which its consumer keeps no copy of it).
 
         In a stack of post-norm blocks, ``x`` is the previous block's last norm's output and
-        ``made`` the context it returned with ``return_context`` (``T x B x C`` and its context),
-        in which this block's DExTra keeps no copy of ``x``."""
+        ``x_kept_once`` the context it returned with ``return_context``, in which this block's DExTra
+        keeps no copy of ``x``."""
+        if self.encoder_attn is not None and encoder_out is None:
+            raise ValueError("a decoder block needs encoder_out")
         self_cache = cross_cache = None
         if cache is not None:
-            self_cache = cache.setdefault("self", {})
-            cross_cache = cache.setdefault("cross", {})
-        # 1. DExTra (C -> D), single-head self-attention (D -> C)
-        h, ctx = self._in(x, self.self_attn_norm, made or nullcontext())
-        with ctx:
-            h, ctx = self.dextra.transform(h)  # T x B x D
-        with ctx:
-            h = self.self_attn(h, key_padding_mask=padding_mask, causal=causal, cache=self_cache)  # T x B x C
-        x, made = self._out(x, h, self.self_attn_norm, self.dropout)
-        # 2. (decoder) single-head attention over the encoder output
+            self_cache, cross_cache = cache.setdefault("self", {}), cache.setdefault("cross", {})
+        # entered once, by the first sub-layer; no other reference kept (it holds x until it is released)
+        kept_once, x_kept_once = x_kept_once or nullcontext(), None
+        x, kept_once = self._sublayer(x, kept_once, self.self_attn_norm, self.dropout, self._dextra_attention,
+                                      key_padding_mask=padding_mask, causal=causal, cache=self_cache)
         if self.encoder_attn is not None:
-            if encoder_out is None:
-                raise ValueError("a decoder block needs encoder_out")
-            h, ctx = self._in(x, self.encoder_attn_norm, made)
-            with ctx:
-                h = self.encoder_attn(h, encoder_out, key_padding_mask=encoder_padding_mask,
-                                      cache=cross_cache)  # T x B x C
-            x, made = self._out(x, h, self.encoder_attn_norm, self.dropout)
-        # 3. light FFN (C -> C/4 -> C)
-        h, ctx = self._in(x, self.ffn_norm, made)
-        with ctx:
-            h = self.ffn(h)
-        x, made = self._out(x, h, self.ffn_norm, self.ffn_dropout)
-        return (x, made) if return_context else x
+            x, kept_once = self._sublayer(x, kept_once, self.encoder_attn_norm, self.dropout, self._encoder_attention,
+                                          encoder_out, key_padding_mask=encoder_padding_mask, cache=cross_cache)
+        x, kept_once = self._sublayer(x, kept_once, self.ffn_norm, self.ffn_dropout, self._light_ffn)
+        return (x, kept_once) if return_context else x
+
+    # the sub-layers: ``h`` (``T x B x C``) is read in ``kept_once``, the context in which its first
+    # reader keeps a recipe for it rather than a copy (``recompute.recomputed``)
+
+    def _dextra_attention(self, h: torch.Tensor, kept_once: ContextManager, **attention) -> torch.Tensor:
+        """DExTra (``C -> D``), then single-head self-attention (``D -> C``)."""
+        with kept_once:
+            h, kept_once = self.dextra.transform(h)  # T x B x D
+        with kept_once:
+            return self.self_attn(h, **attention)  # T x B x C
+
+    def _encoder_attention(self, h: torch.Tensor, kept_once: ContextManager, encoder_out: torch.Tensor,
+                           **attention) -> torch.Tensor:
+        with kept_once:
+            return self.encoder_attn(h, encoder_out, **attention)  # T x B x C
+
+    def _light_ffn(self, h: torch.Tensor, kept_once: ContextManager) -> torch.Tensor:
+        with kept_once:
+            return self.ffn(h)  # T x B x C
+
+    def _sublayer(self, x: torch.Tensor, kept_once: ContextManager, norm: nn.Module, p: float, sublayer,
+                  *args, **kwargs) -> Tuple[torch.Tensor, ContextManager]:
+        """One sub-layer with its residual connection: ``norm(x + dropout(sublayer(x)))`` (post-norm;
+        ``x`` is read in ``kept_once``, its own norm's context) or ``x + dropout(sublayer(norm(x)))``
+        (pre-norm). Returns the result and the context its reader runs in."""
+        h, kept_once = _norm_kept_once(norm, x) if self.normalize_before else (x, kept_once)
+        x = x + F.dropout(sublayer(h, kept_once, *args, **kwargs), p=p, training=self.training)
+        return (x, nullcontext()) if self.normalize_before else _norm_kept_once(norm, x)
+
+
+def _norm_kept_once(norm: nn.Module, x: torch.Tensor) -> Tuple[torch.Tensor, ContextManager]:
+    """``norm(x)`` and the context to run its consumer in: the consumer does not keep its own
+    copy of ``norm(x)`` for backward (recomputed there from ``x``, which the norm keeps)."""
+    y = norm(x)
+    # decided here, not inside ``recomputed``: without gradients (a checkpointed block's first pass)
+    # the context must be a plain one, which the next block's recomputation in backward re-enters
+    return y, (recomputed(y, lambda: norm(x)) if torch.is_grad_enabled() else nullcontext())

@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from .group_linear import GroupLinear
+from .group_linear_fused import norm_act_dropout_kept_once
 
 SCHEDULES = ("code", "paper")
 
@@ -139,17 +140,17 @@ class DExTra(nn.Module):
         return self.transform(x)[0]
 
     def transform(self, x: torch.Tensor) -> Tuple[torch.Tensor, ContextManager]:
-        """``forward(x)`` and the context to run its consumer in (``GroupLinear.finished``): each
+        """``forward(x)`` and the context to run its consumer in (``norm_act_dropout_kept_once``): each
         layer's normed and activated output is kept for backward once, not by its consumers too."""
         *lead, _ = x.shape
-        y = self.input_layer(x, finish=False)  # R x P, before its norm and activation
-        inp, ctx = self.input_layer.finished(y)  # R x P, read by every GLT layer (input mixer)
-        with ctx:
-            y = self.glt_layers[0](inp, finish=False)  # R x w_1, before its norm and activation
+        y = self.input_layer(x, maps_only=True)  # R x P, before its norm and activation
+        inp, kept_once = norm_act_dropout_kept_once(self.input_layer, y)  # R x P, read by every GLT layer (mixer)
+        with kept_once:
+            y = self.glt_layers[0](inp, maps_only=True)  # R x w_1, before its norm and activation
             for prev, layer in zip(self.glt_layers, self.glt_layers[1:]):
                 # group i also sees group i of the input (input mixer); each layer applies the previous
-                # one's norm and activation to its input itself (GroupLinear.maps(pre=...))
-                y = layer(y, mixed=inp, pre=prev, finish=False)  # R x w_l
-            y = self.output_layer(y, mixed=inp, pre=self.glt_layers[-1], finish=False)  # sees [inp, x]
-        out, ctx = self.output_layer.finished(y)
-        return out.reshape(*lead, self.out_features), ctx
+                # one's norm, activation and dropout to its input itself (GroupLinear.forward(pre=...))
+                y = layer(y, mixed=inp, pre=prev, maps_only=True)  # R x w_l
+            y = self.output_layer(y, mixed=inp, pre=self.glt_layers[-1], maps_only=True)  # sees [inp, x]
+        out, kept_once = norm_act_dropout_kept_once(self.output_layer, y)
+        return out.reshape(*lead, self.out_features), kept_once
