@@ -236,3 +236,23 @@ def test_train_sh_refuses_a_recipe_of_the_other_kind():
     proc = sh("bash scripts/train.sh custom_lm recipe=tiny", REPO)
     assert proc.returncode == 1 and proc.stderr.strip() == \
         "train.sh: recipe=tiny is not one of custom_lm's: lm_large lm_small"
+
+
+def test_the_larger_lm_row_trains_through_train_sh(lm_data, tmp_path):
+    """recipe=lm_large (the README block trains lm_small) as its printed command runs it, the
+    model shrunk for the CPU and the budget cut to 2 updates: the AWD criterion with the R1
+    model's outputs, NT-ASGD and the bptt_lm task work together."""
+    import torch
+
+    shrink = ["++model.decoder_input_dim=16", "++model.decoder_embed_dim=16", "++model.decoder_hidden_size=32",
+              "++model.decoder_output_dim=16", "++model.decoder_layers=2"]
+    env = f"DATA_DIR={lm_data / 'bin'} SAVE_DIR={tmp_path / 'ckpt'}"
+    proc = sh(f"{env} bash scripts/train.sh custom_lm recipe=lm_large {' '.join(shrink)} optimization.max_update=2 "
+              "common.cpu=true", REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    state = torch.load(tmp_path / "ckpt" / "checkpoint_last.pt", weights_only=True)
+    assert state["optimizer_history"][-1]["num_updates"] == 2
+    cfg = state["cfg"]
+    assert (cfg["criterion"]["_name"], cfg["optimizer"]["_name"], cfg["task"]["_name"], cfg["model"]["decoder_layers"]) \
+        == ("awd_cross_entropy", "nt_asgd", "bptt_lm", 2)
+    assert re.search(r"\| ar [\d.]+ \| tar [\d.]+", proc.stdout + proc.stderr)  # AR/TAR computed on R1's outputs
