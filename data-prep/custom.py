@@ -29,6 +29,7 @@ without ``--overwrite``) stops with one line before anything is written.
 import argparse
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -82,10 +83,11 @@ def shares_all_embeddings(recipe: str) -> bool:
 
 
 def shown(path) -> str:
-    """``path`` as a command should name it: relative to the working directory when inside it."""
+    """``path`` as a command should name it: relative to the working directory when inside it,
+    quoted for the shell where it needs to be."""
     path = os.path.abspath(path)
     here = os.path.abspath(os.getcwd())
-    return os.path.relpath(path, here) if path.startswith(here + os.sep) else path
+    return shlex.quote(os.path.relpath(path, here) if path.startswith(here + os.sep) else path)
 
 
 def next_commands(out: Path, units: int, lm: bool, separate: bool, src: str = None) -> Tuple[str, List[str]]:
